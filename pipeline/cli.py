@@ -1,0 +1,226 @@
+"""``escmon``: a thin command line over the pipeline library.
+
+Every command's help ends with an example. User errors print one ``Error:``
+line and exit 1; heavy imports happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="escmon",
+    help="Escalation Monitor: watch a region's news for escalation and de-escalation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Create and migrate the store.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line."""
+
+
+def fail(message: str) -> None:
+    """Print ``Error: message`` as one line on stderr."""
+    err.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+
+
+def _settings():
+    from pydantic import ValidationError
+
+    from pipeline.config import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise UserError(f"invalid setting ESCMON_{where.upper()}: {first['msg']}") from exc
+
+
+def _parse_day(value: str | None) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise UserError(f"--date must be YYYY-MM-DD, got {value!r}") from exc
+
+
+# --- config -------------------------------------------------------------------
+
+
+@app.command("config")
+def config_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print the effective settings, secrets masked.
+
+    Example: ESCMON_DATABASE_URL=postgresql+psycopg://me@db/escmon escmon config
+    """
+    shown = _settings().masked()
+    if as_json:
+        out.print_json(json.dumps(shown, default=str))
+        return
+    table = Table("setting", "value", title="Effective settings (ESCMON_* / escmon.toml)")
+    for name, value in shown.items():
+        table.add_row(f"ESCMON_{name.upper()}", str(value))
+    out.print(table)
+
+
+# --- db -------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create the store or migrate it to the latest schema.
+
+    Example: escmon db upgrade
+    """
+    from pipeline import store
+
+    url = _settings().database_url
+    store.upgrade(url, revision)
+    engine = store.make_engine(url)
+    out.print(f"database at revision {store.current_revision(engine)}")
+    engine.dispose()
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1.")],
+) -> None:
+    """Migrate the store down to REVISION (``base`` drops every table).
+
+    Example: escmon db downgrade -1
+    """
+    from pipeline import store
+
+    store.downgrade(_settings().database_url, revision)
+    out.print(f"database downgraded to {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the store's schema revision and row counts.
+
+    Example: escmon db current
+    """
+    from pipeline import store
+
+    engine = store.make_engine(_settings().database_url)
+    out.print(f"revision: {store.current_revision(engine) or 'none'}")
+    for name, count in store.table_counts(engine).items():
+        out.print(f"  {name}: {count}")
+    engine.dispose()
+
+
+# --- run ------------------------------------------------------------------------
+
+
+class RichProgress:
+    """Adapts rich's progress bar to :class:`pipeline.daily.Progress`."""
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+        self._task: Any = None
+
+    def start(self, description: str, total: int | None) -> None:
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, amount)
+
+
+@app.command("run")
+def run_command(
+    date: Annotated[
+        str | None, typer.Option("--date", help="Day to run for (YYYY-MM-DD); default today.")
+    ] = None,
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", help="Run only this stage (repeatable).")
+    ] = None,
+) -> None:
+    """Run the daily job: every stage in order, then print a summary.
+
+    Example: escmon run --date 2024-08-10
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline import daily
+    from pipeline.store import check_schema
+
+    day = _parse_day(date)
+    names = stage or list(daily.STAGES)
+    unknown = [name for name in names if name not in daily.STAGES]
+    if unknown:
+        raise UserError(f"unknown stage {unknown[0]!r}; stages are: {', '.join(daily.STAGES)}")
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    )
+    ctx = daily.make_context(day, _settings(), RichProgress(bar))
+    check_schema(ctx.engine)
+    results = []
+    try:
+        with bar:
+            for name in names:
+                results.append(daily.run_stage(ctx, name))
+    finally:
+        _print_summary(day, results)
+        ctx.engine.dispose()
+
+
+def _print_summary(day: dt.date, results: list) -> None:
+    table = Table("stage", "status", "seconds", "counts", title=f"Daily run {day.isoformat()}")
+    for result in results:
+        counts = ", ".join(f"{key}={value}" for key, value in result.counts.items())
+        table.add_row(result.stage, result.status, f"{result.duration_s:.2f}", counts)
+    out.print(table)
+
+
+# --- entry point ------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry: known errors become one ``Error:`` line and exit 1."""
+    from pipeline.daily import StageError
+    from pipeline.seeds import SeedError
+    from pipeline.store import StoreError
+
+    try:
+        result = app(args=argv, prog_name="escmon", standalone_mode=False)
+    except (UserError, StoreError, SeedError, StageError) as exc:
+        fail(str(exc))
+        return 1
+    except typer.Abort:
+        return 130
+    except typer.exceptions.TyperException as exc:  # usage errors: typer vendors click
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        return int(getattr(exc, "exit_code", 2))
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

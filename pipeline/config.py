@@ -1,0 +1,125 @@
+"""Settings from the environment (``ESCMON_*``) and an optional ``escmon.toml``.
+
+Nothing here runs at import time: call :func:`get_settings` when you need them.
+Precedence, highest first: keyword arguments, environment, ``escmon.toml``
+(or the file named by ``ESCMON_CONFIG``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = "escmon.toml"
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("ESCMON_CONFIG", DEFAULT_CONFIG_FILE))
+
+
+class Settings(BaseSettings):
+    """Every knob of the monitor. Field names map to ``ESCMON_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="ESCMON_", extra="ignore")
+
+    # Store and files
+    database_url: str = "sqlite:///var/escmon.db"
+    seeds_dir: Path = Path("seeds")
+    models_dir: Path = Path("models")
+    feeds_file: Path = Path("seeds/feeds.toml")
+    model_name: str = "escalation"
+
+    # HTTP (feeds and article pages)
+    http_connect_timeout: float = 5.0
+    http_read_timeout: float = 15.0
+    http_max_bytes: int = 10 * 1024 * 1024
+    http_max_redirects: int = 5
+    http_retries: int = 2
+    http_backoff: float = 0.5
+    http_concurrency: int = 8
+    user_agent: str = "escalation-monitor/0.1 (+https://github.com/escalation-monitor)"
+    offline: bool = False
+
+    # Classification
+    classify_batch_size: int = 2048
+
+    # Detection and alerts
+    alert_method: Literal["ears-c2", "ears-c3"] = "ears-c2"
+    alert_min_count: int = 5
+    alert_share_alpha: float = 0.01
+    alert_scopes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    chart_days: int = 30
+
+    # Mail
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    alert_from: str = "escmon@localhost"
+    alert_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+
+    @field_validator("alert_to", "alert_scopes", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml, file_secret_settings)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain values, secrets replaced by ``***``."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = "***" if value.get_secret_value() else ""
+            elif name == "database_url":
+                value = mask_url_password(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[name] = value
+        return shown
+
+
+def mask_url_password(url: str) -> str:
+    """Hide the password of a database URL (``user:***@host``)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL we understand: show it as given
+        return url
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use."""
+    return Settings()

@@ -1,0 +1,163 @@
+"""The daily job: one ordered list of stages, shared by ``escmon run`` and the DAG.
+
+A stage is a function ``(ctx: RunContext) -> dict[str, int]`` that reads and
+writes the store and returns what it did (counts). :func:`run_stage` records
+each call in the ``runs`` table; :func:`run_daily` runs them all in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from pipeline.config import Settings
+from pipeline.store import check_schema, insert_ignore, make_engine, session_scope
+from pipeline.tables import Run
+
+
+class Progress(Protocol):
+    """What a stage may report while it works (rich progress in the CLI)."""
+
+    def start(self, description: str, total: int | None) -> None: ...
+    def advance(self, amount: int = 1) -> None: ...
+
+
+class NullProgress:
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int = 1) -> None:
+        pass
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    engine: Engine
+    day: dt.date
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    progress: Progress = field(default_factory=NullProgress)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Stage = Callable[[RunContext], dict[str, int]]
+
+
+def make_context(
+    day: dt.date, settings: Settings | None = None, progress: Progress | None = None
+) -> RunContext:
+    """A context for ``day`` on the configured store (the CLI and the DAG both use this)."""
+    if settings is None:
+        from pipeline.config import get_settings
+
+        settings = get_settings()
+    return RunContext(
+        settings=settings,
+        engine=make_engine(settings.database_url),
+        day=day,
+        progress=progress or NullProgress(),
+    )
+
+
+class StageError(RuntimeError):
+    """A stage failed; the message names the stage and the cause."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        self.stage = stage
+        self.cause = cause
+        super().__init__(f"stage {stage!r} failed: {_describe(cause)}")
+
+
+def _describe(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _ingest_seeds(ctx: RunContext) -> dict[str, int]:
+    from pipeline.seeds import ingest_seeds
+
+    return ingest_seeds(ctx.engine, ctx.settings.seeds_dir)
+
+
+def _split(ctx: RunContext) -> dict[str, int]:
+    from pipeline.sentences import split_new_articles
+
+    return split_new_articles(ctx.engine, progress=ctx.progress)
+
+
+STAGES: dict[str, Stage] = {
+    "ingest_seeds": _ingest_seeds,
+    "split": _split,
+}
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: str
+    counts: dict[str, int]
+    duration_s: float
+    error: str | None = None
+
+
+def run_stage(ctx: RunContext, name: str) -> StageResult:
+    """Run one stage and record it in ``runs``; raise :class:`StageError` on failure."""
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    started = dt.datetime.now(dt.UTC)
+    clock = time.perf_counter()
+    error: BaseException | None = None
+    counts: dict[str, int] = {}
+    try:
+        counts = STAGES[name](ctx)
+    except Exception as exc:
+        error = exc
+    result = StageResult(
+        stage=name,
+        status="failed" if error else "ok",
+        counts=counts,
+        duration_s=time.perf_counter() - clock,
+        error=_describe(error) if error else None,
+    )
+    _record(ctx, result, started)
+    if error is not None:
+        raise StageError(name, error) from error
+    return result
+
+
+def _record(ctx: RunContext, result: StageResult, started: dt.datetime) -> None:
+    row = {
+        "run_id": ctx.run_id,
+        "run_day": ctx.day,
+        "stage": result.stage,
+        "status": result.status,
+        "counts": result.counts,
+        "error": result.error,
+        "started_at": started,
+        "finished_at": dt.datetime.now(dt.UTC),
+        "duration_s": result.duration_s,
+    }
+    with session_scope(ctx.engine) as session:
+        insert_ignore(session, Run, [row], returning=None)
+
+
+def run_daily(
+    ctx: RunContext,
+    *,
+    on_stage: Callable[[StageResult], None] | None = None,
+) -> list[StageResult]:
+    """Run every stage in order for ``ctx.day``; stop at the first failure."""
+    check_schema(ctx.engine)
+    results = []
+    for name in STAGES:
+        result = run_stage(ctx, name)
+        results.append(result)
+        if on_stage is not None:
+            on_stage(result)
+    return results

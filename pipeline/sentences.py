@@ -1,0 +1,67 @@
+"""The split stage's edge: articles without sentences -> sentence rows with offsets.
+
+Splitting itself is :func:`pipeline.text.split_sentences` (pure); this module
+only reads articles and writes sentences in bulk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, exists, select
+
+from pipeline.store import insert_ignore, session_scope
+from pipeline.tables import Article, Sentence
+
+ARTICLE_BATCH = 500
+
+
+def sentence_rows(article_id: int, text: str) -> list[dict[str, Any]]:
+    """One row per sentence of ``text``, with character offsets into it."""
+    from pipeline.text import split_sentences
+
+    return [
+        {"article_id": article_id, "idx": idx, "start": s.start, "end": s.end, "text": s.text}
+        for idx, s in enumerate(split_sentences(text))
+    ]
+
+
+def _unsplit_articles(session, after_id: int, limit: int) -> list[tuple[int, str]]:
+    has_sentences = exists().where(Sentence.article_id == Article.id)
+    query = (
+        select(Article.id, Article.text)
+        .where(Article.id > after_id, ~has_sentences)
+        .order_by(Article.id)
+        .limit(limit)
+    )
+    return [(row.id, row.text) for row in session.execute(query)]
+
+
+def count_unsplit(session) -> int:
+    from sqlalchemy import func
+
+    has_sentences = exists().where(Sentence.article_id == Article.id)
+    query = select(func.count()).where(~has_sentences).select_from(Article)
+    return session.execute(query).scalar_one()
+
+
+def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
+    """Split every article that has no sentences yet; returns counts."""
+    articles = sentences = 0
+    last_id = 0
+    with session_scope(engine) as session:
+        total = count_unsplit(session)
+    if progress is not None:
+        progress.start("split", total)
+    while True:
+        with session_scope(engine) as session:
+            batch = _unsplit_articles(session, last_id, ARTICLE_BATCH)
+            if not batch:
+                break
+            rows = [row for article_id, text in batch for row in sentence_rows(article_id, text)]
+            sentences += len(insert_ignore(session, Sentence, rows))
+        articles += len(batch)
+        last_id = batch[-1][0]
+        if progress is not None:
+            progress.advance(len(batch))
+    return {"articles_split": articles, "sentences_new": sentences}

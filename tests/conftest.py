@@ -1,0 +1,114 @@
+"""Shared fixtures: migrated stores on a real SQLite file and the real PostgreSQL.
+
+PostgreSQL tests need ``ESCMON_TEST_POSTGRES_URL``; each test gets its own
+schema, dropped afterwards. Without the variable they skip with a reason,
+except under ``CI=true``, where a missing PostgreSQL is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from pipeline import store
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+POSTGRES_ENV = "ESCMON_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def postgres_url_or_skip() -> str:
+    """The test server's URL; skip (or fail under CI) when it is not configured or down."""
+    url = os.environ.get(POSTGRES_ENV)
+    reason = None
+    if not url:
+        reason = f"PostgreSQL tests need {POSTGRES_ENV}, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    else:
+        try:
+            engine = create_engine(url)
+            with engine.connect():
+                pass
+            engine.dispose()
+        except Exception as exc:
+            reason = f"PostgreSQL at {make_url(url).render_as_string()} is unreachable: {exc}"
+    if reason:
+        if in_ci():
+            pytest.fail(f"CI=true: {reason}")
+        pytest.skip(reason)
+    return url
+
+
+@contextmanager
+def postgres_schema_url() -> Iterator[str]:
+    """A URL whose connections use a fresh schema of the test server, dropped on exit."""
+    base = postgres_url_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of ``backend`` (``sqlite`` or ``postgres``), as a URL."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'escmon.db'}"
+    else:
+        with postgres_schema_url() as url:
+            yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty store on SQLite and on PostgreSQL (one test run each)."""
+    with database_url(request.param, tmp_path) as url:
+        store.upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def engine(db_url: str):
+    engine = store.make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):
+    """Settings for a run against the ``db_url`` store, with the project's seeds and models."""
+    from pipeline.config import Settings
+
+    monkeypatch.chdir(tmp_path)
+    return Settings(
+        database_url=db_url,
+        seeds_dir=REPO / "seeds",
+        models_dir=REPO / "models",
+        feeds_file=tmp_path / "feeds.toml",
+        offline=True,
+    )

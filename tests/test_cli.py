@@ -1,0 +1,130 @@
+"""The CLI contract: help with examples, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer.main
+
+from pipeline.cli import app, main
+
+
+def _commands(group=None, prefix=()):
+    command = typer.main.get_command(app) if group is None else group
+    for name, sub in getattr(command, "commands", {}).items():
+        if getattr(sub, "commands", None):
+            yield from _commands(sub, (*prefix, name))
+        else:
+            yield (*prefix, name), sub
+
+
+def _command_id(value) -> str:
+    return " ".join(value) if isinstance(value, tuple) else ""
+
+
+@pytest.mark.parametrize(("path", "command"), list(_commands()), ids=_command_id)
+def test_every_command_help_has_an_example(path, command) -> None:
+    example = (command.help or "").partition("Example:")[2].strip()
+    assert "escmon " + " ".join(path) in example, f"escmon {' '.join(path)} lacks an example"
+
+
+def test_config_masks_secrets(monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+
+    monkeypatch.setenv("ESCMON_SMTP_PASSWORD", "hunter2")
+    monkeypatch.setenv("ESCMON_DATABASE_URL", "postgresql+psycopg://me:s3cret@db/escmon")
+    get_settings.cache_clear()
+    try:
+        assert main(["config", "--json"]) == 0
+    finally:
+        get_settings.cache_clear()
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["smtp_password"] == "***"
+    assert "s3cret" not in shown["database_url"]
+    assert shown["database_url"].startswith("postgresql+psycopg://me:***@db")
+
+
+def test_config_reads_toml_file(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+
+    (tmp_path / "escmon.toml").write_text('alert_min_count = 9\nalert_to = ["a@x.org"]\n')
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    try:
+        assert main(["config", "--json"]) == 0
+    finally:
+        get_settings.cache_clear()
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["alert_min_count"] == 9
+    assert shown["alert_to"] == ["a@x.org"]
+
+
+def test_env_list_is_comma_separated(monkeypatch) -> None:
+    from pipeline.config import Settings
+
+    monkeypatch.setenv("ESCMON_ALERT_TO", "a@x.org, b@y.org")
+    assert Settings().alert_to == ["a@x.org", "b@y.org"]
+
+
+def test_invalid_setting_is_one_error_line(monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+
+    monkeypatch.setenv("ESCMON_SMTP_PORT", "not-a-port")
+    get_settings.cache_clear()
+    try:
+        assert main(["config"]) == 1
+    finally:
+        get_settings.cache_clear()
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("Error: invalid setting ESCMON_SMTP_PORT")
+    assert len(error.splitlines()) == 1
+
+
+def test_run_on_unmigrated_database_says_how_to_fix(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+
+    monkeypatch.setenv("ESCMON_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    get_settings.cache_clear()
+    try:
+        assert main(["run", "--date", "2024-08-10"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert "run `escmon db upgrade`" in capsys.readouterr().err
+
+
+def test_bad_date_and_unknown_stage(capsys) -> None:
+    assert main(["run", "--date", "10/08/2024"]) == 1
+    assert "--date must be YYYY-MM-DD" in capsys.readouterr().err
+    assert main(["run", "--stage", "nope"]) == 1
+    assert "unknown stage 'nope'" in capsys.readouterr().err
+
+
+def test_usage_error_exits_2(capsys) -> None:
+    assert main(["no-such-command"]) == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+def test_db_upgrade_then_run_twice(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ESCMON_DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'e.db'}")
+    monkeypatch.setenv("ESCMON_SEEDS_DIR", str(REPO / "seeds"))
+    monkeypatch.setenv("ESCMON_MODELS_DIR", str(REPO / "models"))
+    monkeypatch.setenv("ESCMON_FEEDS_FILE", str(tmp_path / "feeds.toml"))
+    monkeypatch.setenv("ESCMON_OFFLINE", "true")
+    get_settings.cache_clear()
+    try:
+        assert main(["db", "upgrade"]) == 0
+        assert main(["run", "--date", "2024-08-10"]) == 0
+        first = capsys.readouterr().out
+        assert main(["run", "--date", "2024-08-10"]) == 0
+        second = capsys.readouterr().out
+        assert main(["db", "current"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert "articles_new=1" in first
+    assert "articles_new=0" in second
+    assert "sentences_new=0" in second
