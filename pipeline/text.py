@@ -31,7 +31,7 @@ __all__ = ["Sentence", "html_to_text", "normalize_whitespace", "split_sentences"
 
 class Sentence(NamedTuple):
     start: int  # char offset into the input text
-    end: int  # exclusive; text[start:end] == text
+    end: int  # exclusive; input[start:end] == text (stripped of surrounding whitespace)
     text: str
 
 
@@ -54,25 +54,30 @@ _INITIALS = re.compile(r"(?:[^\W\d_]\.)*[^\W\d_]")  # J  U.S  J.R.R  a.m  e.g
 _TOKEN_TAIL = re.compile(r"[^-/–—(\[“«„\"]*\Z")
 _LIST_MARK = re.compile(r"\d{1,3}|[ivxlcdm]{1,6}|[IVXLCDM]{1,6}")
 
+
+def _words(spaced: str) -> frozenset[str]:
+    return frozenset(spaced.split())
+
+
 # Titles and Latin abbreviations: a following word never starts a new sentence.
-_NEVER = frozenset(
+_NEVER = _words(
     "mr mrs ms messrs mme mlle dr prof gen gens lt col sgt capt cpt cpl pvt maj adm cmdr cdr "
     "brig lieut gov sen sens rep reps rev hon pres supt insp det atty amb fr "
-    "e.g i.e vs v cf viz approx incl esp resp ca".split()
+    "e.g i.e vs v cf viz approx incl esp resp ca"
 )
 # Abbreviations used before numbers: "No. 10", "Art. 5", "Feb. 7".
-_BEFORE_NUMBER = frozenset(
+_BEFORE_NUMBER = _words(
     "no nos nr art arts vol vols fig figs p pp para ch sec op tel ext "
-    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+    "jan feb mar apr jun jul aug sep sept oct nov dec"
 )
 # Abbreviations that may end a sentence: split only before a common sentence opener.
-_WEAK = frozenset(
+_WEAK = _words(
     "inc corp co ltd plc llc bros jr sr st mt ft ave blvd rd dept univ assn est etc al "
-    "ph.d jan feb mar apr jun jul aug sep sept oct nov dec".split()
+    "ph.d jan feb mar apr jun jul aug sep sept oct nov dec"
 )
 # Closed-class words that typically open a sentence; proper names are not here, so
 # "U.S. President Trump" and "Andrzej J. Duda" stay whole, while "the U.S. The ..." splits.
-_STARTERS = frozenset(
+_STARTERS = _words(
     """A An The This That These Those It Its He She They We I You His Her Their Our My Your
     There Here But And Or Nor So Yet If When Whenever While Whereas After Before As At In On
     Onto For With Without Within By From To Of Into Over Under Until Upon During Against
@@ -81,7 +86,7 @@ _STARTERS = frozenset(
     Furthermore Nevertheless Nonetheless Instead Indeed Now Then Thus Therefore Hence
     Although Though Since Because Despite Even Only Just More Less What Who Whom Whose Why
     How Where Which Whether Last Next First Second Third Finally Later Earlier Today
-    Yesterday Tomorrow Yes One Two Three Four Five Six Seven Eight Nine Ten""".split()
+    Yesterday Tomorrow Yes One Two Three Four Five Six Seven Eight Nine Ten"""
 )
 
 
@@ -131,8 +136,8 @@ def _ends_sentence(text: str, m: re.Match[str], pos: int) -> bool:
     first = word[:1]
     if first.islower():
         return False
-    if not word and text[after] in ".…":
-        return False  # a trailing "..." stays with the sentence before it
+    if not word and text[after] in ".…—–":
+        return False  # a trailing "..." or a dash-led continuation stays with the sentence
     punct = m.group("p")
     start = m.start()
     spaced = text[start - 1].isspace()
@@ -169,12 +174,13 @@ _TAG = re.compile(r"<[^>]*>?")
 _PARA, _LINE, _BR = "\ue000", "\ue001", "\ue002"  # block markers (XML-safe private use)
 _MARKERS = _PARA + _LINE + _BR
 _MARKER_RUN = re.compile(f" *[{_MARKERS}][{_MARKERS} ]*")
+_NOT_XML = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff{_MARKERS}]")
 _DROP_TAGS = ("script", "style", "noscript", "template")
-_PARA_TAGS = frozenset(
+_PARA_TAGS = _words(
     "p h1 h2 h3 h4 h5 h6 blockquote pre ul ol dl table section article header footer aside "
-    "nav figure hr address main form fieldset details center".split()
+    "nav figure hr address main form fieldset details center"
 )
-_LINE_TAGS = frozenset("div li dt dd tr td th caption figcaption summary legend".split())
+_LINE_TAGS = _words("div li dt dd tr td th caption figcaption summary legend")
 _BLOCK_TAGS = tuple(_PARA_TAGS | _LINE_TAGS | {"br"})
 
 
@@ -193,21 +199,29 @@ def html_to_text(html: str) -> str:
         return ""
     if not _TAG_HINT.search(html):
         return _normalize_lines(unescape(html) if "&" in html else html)
-    if any(marker in html for marker in _MARKERS):
-        html = html.translate({ord(marker): None for marker in _MARKERS})
+    if _NOT_XML.search(html):  # lxml refuses these; our markers must not pre-exist
+        html = _NOT_XML.sub(" ", html)
     try:
-        root = lxml_html.document_fromstring(html)
+        text = _visible_text(lxml_html.document_fromstring(html))
     except (etree.ParserError, ValueError):  # empty document, encoding declaration
         return _normalize_lines(unescape(_TAG.sub(" ", html)))
+    text = _WS_TO_FIX.sub(" ", text)  # newlines in HTML source are just spaces
+    return _MARKER_RUN.sub(_marker_break, text).strip()
+
+
+def _visible_text(root: lxml_html.HtmlElement) -> str:
+    """Text content without script/style, with a marker around every block element."""
     for element in list(root.iter(*_DROP_TAGS)):
         element.drop_tree()  # keeps the element's tail text
     for element in root.iter(*_BLOCK_TAGS):
         tag = element.tag
-        marker = _BR if tag == "br" else _PARA if tag in _PARA_TAGS else _LINE
+        if tag == "br":
+            element.tail = _BR + (element.tail or "")
+            continue
+        marker = _PARA if tag in _PARA_TAGS else _LINE
         element.text = marker + (element.text or "")
         element.tail = marker + (element.tail or "")
-    text = _WS_TO_FIX.sub(" ", root.text_content())  # source newlines are just spaces
-    return _MARKER_RUN.sub(_marker_break, text).strip()
+    return root.text_content()
 
 
 def _marker_break(m: re.Match[str]) -> str:
