@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -195,6 +196,85 @@ def _print_summary(day: dt.date, results: list) -> None:
         counts = ", ".join(f"{key}={value}" for key, value in result.counts.items())
         table.add_row(result.stage, result.status, f"{result.duration_s:.2f}", counts)
     out.print(table)
+
+
+# --- detect -----------------------------------------------------------------------
+
+DETECT_METHODS = ("ears-c1", "ears-c2", "ears-c3", "share")
+
+
+@app.command("detect")
+def detect_command(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="CSV with header date,count[,total]; - for stdin.")
+    ],
+    method: Annotated[
+        str, typer.Option("--method", help="ears-c1, ears-c2, ears-c3 or share.")
+    ] = "ears-c2",
+    output_format: Annotated[str, typer.Option("--format", help="jsonl or table.")] = "jsonl",
+) -> None:
+    """Run a spike detector over a daily series and print one result per day.
+
+    Days without enough history have null values and alarm false. The share test
+    needs the total column (sentences scored per day).
+
+    Example: escmon detect --input counts.csv --method ears-c3 --format table
+    """
+    from pipeline import detect
+
+    if method not in DETECT_METHODS:
+        raise UserError(f"--method must be one of {', '.join(DETECT_METHODS)}, got {method!r}")
+    _check_format(output_format)
+    try:
+        if str(input_path) == "-":
+            dates, counts, totals = detect.read_counts_csv(sys.stdin)
+        else:
+            if not input_path.is_file():
+                raise UserError(f"{input_path}: no such file")
+            dates, counts, totals = detect.read_counts_csv(input_path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if method == "share":
+        if totals is None:
+            raise UserError(f"{input_path}: --method share needs a 'total' column")
+        results = detect.share_test(dates, counts, totals)
+    else:
+        results = detect.ears(dates, counts, method.removeprefix("ears-"))
+    rows = [
+        {
+            "date": r.date.isoformat(),
+            "observed": r.observed,
+            "statistic": r.statistic,
+            "upper_bound": r.upper_bound,
+            "alarm": r.alarm,
+        }
+        for r in results
+    ]
+    _emit(rows, output_format, title=f"{method} on {input_path}")
+
+
+def _check_format(output_format: str) -> None:
+    if output_format not in ("jsonl", "table"):
+        raise UserError(f"--format must be jsonl or table, got {output_format!r}")
+
+
+def _emit(rows: list[dict[str, Any]], output_format: str, *, title: str = "") -> None:
+    """Print rows as JSON Lines (one object per line) or as a table."""
+    if output_format == "jsonl":
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    table = Table(*(rows[0].keys() if rows else ()), title=title)
+    for row in rows:
+        table.add_row(*("" if v is None else _cell(v) for v in row.values()))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 # --- entry point ------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists, select, update
 
 from pipeline.store import insert_ignore, session_scope
 from pipeline.tables import Article, Sentence
@@ -16,14 +16,27 @@ from pipeline.tables import Article, Sentence
 ARTICLE_BATCH = 500
 
 
-def sentence_rows(article_id: int, text: str) -> list[dict[str, Any]]:
-    """One row per sentence of ``text``, with character offsets into it."""
+def sentence_rows(article_id: int, text: str, gazetteer: Any) -> list[dict[str, Any]]:
+    """One row per sentence of ``text``, with offsets into it and the countries it names."""
     from pipeline.text import split_sentences
 
     return [
-        {"article_id": article_id, "idx": idx, "start": s.start, "end": s.end, "text": s.text}
+        {
+            "article_id": article_id,
+            "idx": idx,
+            "start": s.start,
+            "end": s.end,
+            "text": s.text,
+            "countries": ",".join(sorted(gazetteer.countries(s.text))),
+        }
         for idx, s in enumerate(split_sentences(text))
     ]
+
+
+def article_countries(rows: list[dict[str, Any]]) -> str:
+    """The union of the countries named by an article's sentences, as sorted codes."""
+    codes = {code for row in rows for code in row["countries"].split(",") if code}
+    return ",".join(sorted(codes))
 
 
 def _unsplit_articles(session, after_id: int, limit: int) -> list[tuple[int, str]]:
@@ -46,7 +59,10 @@ def count_unsplit(session) -> int:
 
 
 def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
-    """Split every article that has no sentences yet; returns counts."""
+    """Split every article that has no sentences yet and tag countries; returns counts."""
+    from pipeline.geo import load_gazetteer
+
+    gazetteer = load_gazetteer()
     articles = sentences = 0
     last_id = 0
     with session_scope(engine) as session:
@@ -58,8 +74,13 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
             batch = _unsplit_articles(session, last_id, ARTICLE_BATCH)
             if not batch:
                 break
-            rows = [row for article_id, text in batch for row in sentence_rows(article_id, text)]
+            per_article = {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
+            rows = [row for article_rows in per_article.values() for row in article_rows]
             sentences += len(insert_ignore(session, Sentence, rows))
+            session.execute(
+                update(Article),
+                [{"id": aid, "countries": article_countries(r)} for aid, r in per_article.items()],
+            )
         articles += len(batch)
         last_id = batch[-1][0]
         if progress is not None:

@@ -128,3 +128,46 @@ def test_db_upgrade_then_run_twice(tmp_path, monkeypatch, capsys) -> None:
     assert "articles_new=1" in first
     assert "articles_new=0" in second
     assert "sentences_new=0" in second
+
+
+def _write_counts(path, counts, totals=None) -> None:
+    import datetime as dt
+
+    header = "date,count,total" if totals else "date,count"
+    lines = [header]
+    for i, count in enumerate(counts):
+        day = (dt.date(2024, 8, 1) + dt.timedelta(days=i)).isoformat()
+        lines.append(f"{day},{count},{totals[i]}" if totals else f"{day},{count}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_detect_jsonl_one_row_per_day(tmp_path, capsys) -> None:
+    counts = [3, 4, 2, 3, 5, 4, 3, 2, 4, 3, 30]
+    _write_counts(tmp_path / "c.csv", counts)
+    assert main(["detect", "--input", str(tmp_path / "c.csv"), "--method", "ears-c1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["observed"] for row in rows] == counts
+    assert set(rows[0]) == {"date", "observed", "statistic", "upper_bound", "alarm"}
+    assert rows[0]["upper_bound"] is None and rows[0]["alarm"] is False
+    assert rows[-1]["alarm"] is True
+    assert rows[-2]["alarm"] is False
+
+
+def test_detect_share_needs_totals(tmp_path, capsys) -> None:
+    _write_counts(tmp_path / "c.csv", [1, 2, 3])
+    assert main(["detect", "--input", str(tmp_path / "c.csv"), "--method", "share"]) == 1
+    assert "needs a 'total' column" in capsys.readouterr().err
+
+
+def test_detect_table_and_errors(tmp_path, capsys) -> None:
+    _write_counts(tmp_path / "c.csv", [1, 2, 3], totals=[10, 10, 10])
+    args = ["detect", "--input", str(tmp_path / "c.csv"), "--method", "share"]
+    assert main([*args, "--format", "table"]) == 0
+    assert "upper_bound" in capsys.readouterr().out
+    assert main(["detect", "--input", str(tmp_path / "missing.csv")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["detect", "--input", str(tmp_path / "c.csv"), "--method", "ears-c9"]) == 1
+    assert "--method must be one of" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("date,count\n2024-08-01,x\n")
+    assert main(["detect", "--input", str(tmp_path / "bad.csv")]) == 1
+    assert "bad.csv" in capsys.readouterr().err
