@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create and migrate the store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+alerts_app = typer.Typer(help="List, inspect and send alerts.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 out = Console()
 err = Console(stderr=True)
@@ -275,6 +277,94 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+# --- alerts -----------------------------------------------------------------------
+
+
+def _engine():
+    from pipeline.store import check_schema, make_engine
+
+    engine = make_engine(_settings().database_url)
+    check_schema(engine)
+    return engine
+
+
+@alerts_app.command("list")
+def alerts_list(
+    status: Annotated[str | None, typer.Option(help="pending or sent.")] = None,
+    scope: Annotated[str | None, typer.Option(help="all, or a country code like BLR.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    output_format: Annotated[str, typer.Option("--format", help="table or jsonl.")] = "table",
+) -> None:
+    """List alerts, newest day first.
+
+    Example: escmon alerts list --status pending --scope BLR
+    """
+    from pipeline.alerts import list_alerts
+
+    _check_format(output_format)
+    views = list_alerts(_engine(), status=status, scope=scope, limit=limit)
+    rows = [
+        {
+            "id": v.id,
+            "day": v.day.isoformat(),
+            "scope": v.scope,
+            "method": v.method,
+            "observed": v.observed,
+            "expected": v.baseline_mean,
+            "threshold": v.threshold,
+            "status": v.status,
+            "attempts": v.attempts,
+        }
+        for v in views
+    ]
+    _emit(rows, output_format, title="Alerts")
+
+
+@alerts_app.command("show")
+def alerts_show(
+    alert_id: Annotated[int, typer.Argument(help="The alert id from `escmon alerts list`.")],
+    mail: Annotated[bool, typer.Option("--mail", help="Print the e-mail's text part.")] = False,
+) -> None:
+    """Show one alert with its evidence sentences.
+
+    Example: escmon alerts show 3 --mail
+    """
+    from pipeline.alerts import get_alert, render_alert
+
+    engine = _engine()
+    view = get_alert(engine, alert_id)
+    if view is None:
+        raise UserError(f"no alert with id {alert_id}; see `escmon alerts list`")
+    if mail:
+        message = render_alert(engine, _settings(), alert_id)
+        out.print(f"Subject: {message['Subject']}", highlight=False)
+        out.print(message.get_body(("plain",)).get_content(), highlight=False, markup=False)
+        return
+    error = f" - {view.last_error}" if view.last_error else ""
+    out.print(
+        f"#{view.id} {view.scope} {view.day} {view.method}: observed {view.observed:g}, "
+        f"expected {_cell(view.baseline_mean)}, threshold {_cell(view.threshold)}; "
+        f"{view.status} ({view.attempts} attempts){error}",
+        highlight=False,
+    )
+    for item in view.evidence:
+        out.print(f"- {item.get('text', '')}", highlight=False, markup=False)
+
+
+@alerts_app.command("send")
+def alerts_send() -> None:
+    """Send every pending alert now (the daily run does this too).
+
+    Example: ESCMON_SMTP_HOST=localhost ESCMON_ALERT_TO=desk@example.org escmon alerts send
+    """
+    from pipeline.alerts import send_pending_alerts
+
+    counts = send_pending_alerts(_engine(), _settings())
+    out.print(", ".join(f"{key}={value}" for key, value in counts.items()))
+    if counts.get("not_configured"):
+        err.print("no SMTP host or recipients: set ESCMON_SMTP_HOST and ESCMON_ALERT_TO")
 
 
 # --- entry point ------------------------------------------------------------------

@@ -91,9 +91,34 @@ def _split(ctx: RunContext) -> dict[str, int]:
     return split_new_articles(ctx.engine, progress=ctx.progress)
 
 
+def _signals(ctx: RunContext) -> dict[str, int]:
+    from pipeline.signals import compute_signals
+
+    days = [ctx.day - dt.timedelta(days=back) for back in range(SIGNAL_LOOKBACK_DAYS, -1, -1)]
+    return compute_signals(ctx.engine, days=days)
+
+
+def _detect(ctx: RunContext) -> dict[str, int]:
+    from pipeline.alerts import detect_alerts
+
+    return detect_alerts(ctx.engine, ctx.settings, day=ctx.day)
+
+
+def _send_alerts(ctx: RunContext) -> dict[str, int]:
+    from pipeline.alerts import send_pending_alerts
+
+    return send_pending_alerts(ctx.engine, ctx.settings, smtp=ctx.extra.get("smtp"))
+
+
+# Articles often arrive a day or two after their publication date: recompute those days.
+SIGNAL_LOOKBACK_DAYS = 2
+
 STAGES: dict[str, Stage] = {
     "ingest_seeds": _ingest_seeds,
     "split": _split,
+    "signals": _signals,
+    "detect": _detect,
+    "send_alerts": _send_alerts,
 }
 
 

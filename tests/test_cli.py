@@ -171,3 +171,47 @@ def test_detect_table_and_errors(tmp_path, capsys) -> None:
     (tmp_path / "bad.csv").write_text("date,count\n2024-08-01,x\n")
     assert main(["detect", "--input", str(tmp_path / "bad.csv")]) == 1
     assert "bad.csv" in capsys.readouterr().err
+
+
+def test_alerts_list_show_send(tmp_path, monkeypatch, capsys) -> None:
+    import datetime as dt
+
+    from pipeline import daily, store
+    from pipeline.config import get_settings
+    from pipeline.signals import compute_signals
+    from tests.scenario import quiet_then
+    from tests.smtp_server import running_smtp_server
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    store.upgrade(url)
+    engine = store.make_engine(url)
+    day = dt.date(2024, 8, 10)
+    scenario = quiet_then(engine, final_day=day, final="spike")
+    compute_signals(engine, days=scenario.days)
+    monkeypatch.setenv("ESCMON_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        ctx = daily.make_context(day, get_settings())
+        daily.run_stage(ctx, "detect")
+        assert main(["alerts", "list", "--format", "jsonl"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert {row["scope"] for row in rows} >= {"BLR"}
+        assert all(row["status"] == "pending" for row in rows)
+        first = rows[0]["id"]
+        assert main(["alerts", "show", str(first)]) == 0
+        assert "troops were deployed" in capsys.readouterr().out
+        assert main(["alerts", "show", "999"]) == 1
+        assert "no alert with id 999" in capsys.readouterr().err
+        assert main(["alerts", "send"]) == 0
+        assert "not_configured=1" in capsys.readouterr().out
+        with running_smtp_server() as server:
+            for key, value in server.overrides().items():
+                text = ",".join(value) if isinstance(value, list) else str(value)
+                monkeypatch.setenv(f"ESCMON_{key.upper()}", text)
+            get_settings.cache_clear()
+            assert main(["alerts", "send"]) == 0
+            assert main(["alerts", "send"]) == 0
+            assert len(server.messages) == len(rows)
+    finally:
+        get_settings.cache_clear()
+        engine.dispose()
