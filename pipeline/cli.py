@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create and migrate the store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+feeds_app = typer.Typer(help="Manage the feed registry (seeds/feeds.toml).", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
 alerts_app = typer.Typer(help="List, inspect and send alerts.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
@@ -189,15 +191,244 @@ def run_command(
                 results.append(daily.run_stage(ctx, name))
     finally:
         _print_summary(day, results)
+        _print_feed_problems(ctx.engine)
         ctx.engine.dispose()
 
 
 def _print_summary(day: dt.date, results: list) -> None:
     table = Table("stage", "status", "seconds", "counts", title=f"Daily run {day.isoformat()}")
     for result in results:
-        counts = ", ".join(f"{key}={value}" for key, value in result.counts.items())
-        table.add_row(result.stage, result.status, f"{result.duration_s:.2f}", counts)
+        counts = ", ".join(f"{key}={value}" for key, value in result.counts.items() if value)
+        table.add_row(result.stage, result.status, f"{result.duration_s:.2f}", counts or "-")
     out.print(table)
+
+
+def _print_feed_problems(engine: Any, limit: int = 10) -> None:
+    """Name the feeds whose last fetch failed (unreachable feeds are reported, not fatal)."""
+    from sqlalchemy import select
+
+    from pipeline.store import session_scope
+    from pipeline.tables import Feed
+
+    query = select(Feed.name, Feed.last_error).where(
+        Feed.kind == "rss", Feed.enabled, Feed.last_error.is_not(None)
+    )
+    with session_scope(engine) as session:
+        failed = session.execute(query.order_by(Feed.name)).all()
+    if not failed:
+        return
+    err.print(f"{len(failed)} feed(s) could not be read this run:", highlight=False)
+    for name, error in failed[:limit]:
+        err.print(f"  {name}: {error}", highlight=False, markup=False)
+    if len(failed) > limit:
+        err.print(f"  ... and {len(failed) - limit} more (see the feeds table)", highlight=False)
+
+
+# --- model ------------------------------------------------------------------------
+
+
+def _default_shared_dir() -> Path | None:
+    """``../shared`` beside the working directory, where developers keep the dev set texts."""
+    candidate = Path.cwd().parent / "shared"
+    return candidate if candidate.is_dir() else None
+
+
+@app.command("train")
+def train_command(
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing when a model already exists.")
+    ] = False,
+    shared_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder with the dev-set feeds (default: ../shared if present)."),
+    ] = None,
+) -> None:
+    """Train the classifier on every seeds/*.labels.jsonl file and write model + card.
+
+    Writes models/<name>-<version>.skops with a JSON and a Markdown model card
+    (data hashes, label counts, cross-validated and dev-set scores).
+
+    Example: escmon train
+    """
+    from pipeline.classify import ModelNotFoundError, TrainingDataError, load_model, train
+
+    settings = _settings()
+    if if_missing:
+        try:
+            model = load_model(settings.models_dir, settings.model_name)
+        except ModelNotFoundError:
+            pass
+        else:
+            out.print(f"model {settings.model_name}-{model.version} present; not retraining")
+            return
+    with err.status("training the classifier (cross-validation included)..."):
+        try:
+            card = train(
+                settings.seeds_dir,
+                settings.models_dir,
+                name=settings.model_name,
+                shared_dir=shared_dir or _default_shared_dir(),
+            )
+        except TrainingDataError as exc:
+            raise UserError(str(exc)) from exc
+    cv = card.cross_validation.get("macro_f1")
+    dev = card.dev_set.get("macro_f1")
+    out.print(
+        f"wrote {settings.models_dir / card.model_file} (version {card.version}); "
+        f"seed CV macro-F1 {_cell(cv)}; dev-set macro-F1 {_cell(dev)}",
+        highlight=False,
+    )
+
+
+def _read_inputs(texts: list[str] | None, input_path: Path | None) -> list[dict[str, Any]]:
+    """Inputs as dicts with ``text`` (and any other JSONL keys), in order."""
+    items = [{"text": text} for text in texts or []]
+    if input_path is None:
+        return items
+    if str(input_path) == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        if not input_path.is_file():
+            raise UserError(f"{input_path}: no such file")
+        try:
+            lines = input_path.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{input_path}: not UTF-8 text; re-save it as UTF-8") from exc
+    first = next((line for line in lines if line.strip()), "")
+    if first.lstrip().startswith("{"):
+        return items + _jsonl_items(lines, input_path)
+    return items + [{"text": line} for line in lines]
+
+
+def _jsonl_items(lines: list[str], source: Path) -> list[dict[str, Any]]:
+    items = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{source}:{number}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise UserError(f'{source}:{number}: each JSON line needs a "text" string')
+        items.append(item)
+    return items
+
+
+def _load_classifier():
+    from pipeline.classify import ModelNotFoundError, UntrustedModelError, load_model
+
+    settings = _settings()
+    try:
+        return load_model(settings.models_dir, settings.model_name)
+    except (ModelNotFoundError, UntrustedModelError) as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _cue_dicts(classifier: Any, text: str) -> list[dict[str, str]]:
+    return [
+        {"cue": c.text, "cameo": c.code, "polarity": c.polarity, "state": c.state}
+        for c in classifier.explain(text)
+    ]
+
+
+@app.command("classify")
+def classify_command(
+    texts: Annotated[list[str] | None, typer.Argument(help="Sentences to classify.")] = None,
+    input_path: Annotated[
+        Path | None,
+        typer.Option("--input", help="One sentence per line, or JSON Lines with a text key."),
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="jsonl or table.")] = "jsonl",
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Add the cues (CAMEO codes) behind each label.")
+    ] = False,
+    rescore: Annotated[
+        bool,
+        typer.Option("--rescore", help="Score every stored sentence with the current model."),
+    ] = False,
+) -> None:
+    """Tag sentences escalation / deescalation / neutral, with probabilities.
+
+    Prints one JSON object per input, in input order. With --rescore, scores the
+    stored sentences that the current model has not scored yet instead.
+
+    Example: escmon classify "Troops were withdrawn from the border." --explain
+    """
+    _check_format(output_format)
+    if rescore:
+        _rescore()
+        return
+    items = _read_inputs(texts, input_path)
+    if not items:
+        raise UserError("nothing to classify: give TEXT arguments or --input FILE")
+    classifier = _load_classifier()
+    predictions = classifier.predict([item["text"] for item in items])
+    rows = []
+    for item, prediction in zip(items, predictions, strict=True):
+        row = {key: value for key, value in item.items() if key != "text"}
+        row.update(
+            text=item["text"],
+            label=prediction.label,
+            p_escalation=round(prediction.p_escalation, 6),
+            p_deescalation=round(prediction.p_deescalation, 6),
+            p_neutral=round(prediction.p_neutral, 6),
+            model_version=prediction.model_version,
+        )
+        if explain:
+            row["cues"] = _cue_dicts(classifier, item["text"])
+        rows.append(row)
+    _emit(rows, output_format, title="Predictions")
+
+
+def _rescore() -> None:
+    from pipeline.classify import classify_sentences
+    from pipeline.store import check_schema, make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    check_schema(engine)
+    counts = classify_sentences(engine, settings, rescore=True)
+    out.print(", ".join(f"{key}={value}" for key, value in counts.items()))
+
+
+@app.command("evaluate")
+def evaluate_command(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="JSON Lines with text and label keys.")
+    ],
+) -> None:
+    """Score the current model on labelled sentences: macro-F1, per class, confusion.
+
+    Example: escmon evaluate --input labelled.jsonl
+    """
+    from pipeline.classify import LABELS, evaluate
+
+    items = _read_inputs(None, input_path)
+    bad = [i for i, item in enumerate(items, 1) if item.get("label") not in LABELS]
+    if bad:
+        raise UserError(
+            f"{input_path}: line {bad[0]} needs a label, one of {', '.join(LABELS)}"
+        )
+    classifier = _load_classifier()
+    result = evaluate(classifier, [i["text"] for i in items], [i["label"] for i in items])
+    _print_scores(result, f"model {classifier.version} on {input_path} ({len(items)} sentences)")
+
+
+def _print_scores(result: dict[str, Any], title: str) -> None:
+    from pipeline.classify import LABELS
+
+    out.print(f"{title}\nmacro-F1: {result['macro_f1']:.4f}", highlight=False)
+    table = Table("class", "precision", "recall", "f1", "support", title="Per class")
+    for label in LABELS:
+        m = result["per_class"][label]
+        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+                      str(m["support"]))
+    out.print(table)
+    confusion = Table("true \\ predicted", *LABELS, title="Confusion matrix")
+    for label, row in zip(LABELS, result["confusion_matrix"], strict=True):
+        confusion.add_row(label, *(str(v) for v in row))
+    out.print(confusion)
 
 
 # --- detect -----------------------------------------------------------------------
@@ -277,6 +508,117 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+# --- feeds ------------------------------------------------------------------------
+
+
+def _registry_call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    from pipeline.registry import RegistryError
+
+    try:
+        return function(*args, **kwargs)
+    except RegistryError as exc:
+        raise UserError(str(exc)) from exc
+
+
+@feeds_app.command("list")
+def feeds_list(
+    output_format: Annotated[str, typer.Option("--format", help="table or jsonl.")] = "table",
+) -> None:
+    """List the registered feeds.
+
+    Example: escmon feeds list --format jsonl
+    """
+    from pipeline.registry import list_feeds
+
+    _check_format(output_format)
+    path = _settings().feeds_file
+    rows = [
+        {
+            "name": spec.name,
+            "url": spec.url,
+            "country": spec.country,
+            "language": spec.language,
+            "fulltext": spec.fulltext,
+            "enabled": spec.enabled,
+            "verified": spec.verified,
+        }
+        for spec in _registry_call(list_feeds, path)
+    ]
+    _emit(rows, output_format, title=f"Feeds in {path}")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    name: Annotated[str, typer.Argument(help="Short unique name, e.g. kyiv-independent.")],
+    url: Annotated[str, typer.Argument(help="The RSS or Atom feed URL.")],
+    country: Annotated[str | None, typer.Option(help="ISO alpha-3 code, e.g. UKR.")] = None,
+    region: Annotated[str | None, typer.Option(help="Free-form region tag.")] = None,
+    language: Annotated[str | None, typer.Option(help="Declared language, e.g. en.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Extra tag (repeatable).")] = None,
+    fulltext: Annotated[str, typer.Option(help="auto, always or never.")] = "auto",
+    disabled: Annotated[bool, typer.Option("--disabled", help="Add but do not fetch.")] = False,
+) -> None:
+    """Register a feed; the next run fetches it.
+
+    Example: escmon feeds add notes-from-poland https://notesfrompoland.com/feed/ --country POL
+    """
+    from pipeline.registry import FeedSpec, add_feed
+
+    spec = FeedSpec(name=name, url=url, country=country, region=region, language=language,
+                    tags=tuple(tag or ()), fulltext=fulltext, enabled=not disabled)
+    added = _registry_call(add_feed, _settings().feeds_file, spec)
+    out.print(f"added {added.name} ({added.url})", highlight=False)
+
+
+@feeds_app.command("remove")
+def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
+    """Remove a feed from the registry (its stored articles stay).
+
+    Example: escmon feeds remove notes-from-poland
+    """
+    from pipeline.registry import remove_feed
+
+    removed = _registry_call(remove_feed, _settings().feeds_file, name)
+    out.print(f"removed {removed.name}", highlight=False)
+
+
+@feeds_app.command("check")
+def feeds_check(
+    target: Annotated[str, typer.Argument(help="A registered feed's name, or any feed URL.")],
+    mark_verified: Annotated[
+        bool, typer.Option("--mark-verified", help="Set verified = true when the check is ok.")
+    ] = False,
+) -> None:
+    """Fetch a feed once and report status, entry count and problems.
+
+    Exits 1 when the feed cannot be read.
+
+    Example: escmon feeds check meduza-en
+    """
+    from pipeline.feeds import check_feed
+    from pipeline.registry import list_feeds, update_feed
+
+    settings = _settings()
+    specs = {spec.name: spec for spec in _registry_call(list_feeds, settings.feeds_file)}
+    spec = specs.get(target)
+    if spec is None and "://" not in target:
+        raise UserError(f"no feed named {target!r} in {settings.feeds_file}; give a name or URL")
+    url = spec.url if spec else target
+    report = check_feed(url, settings, language=spec.language if spec else None)
+    out.print(
+        f"{target}: {report.status}, HTTP {report.http_status or '-'}, "
+        f"{report.entries} entries, {report.elapsed:.2f}s"
+        + (f", title {report.title!r}" if report.title else ""),
+        highlight=False,
+    )
+    for problem in report.problems:
+        out.print(f"  - {problem}", highlight=False, markup=False)
+    if report.status == "failed":
+        raise UserError(f"{target}: feed could not be read")
+    if mark_verified and spec is not None:
+        _registry_call(update_feed, settings.feeds_file, spec.name, verified=True)
 
 
 # --- alerts -----------------------------------------------------------------------

@@ -85,6 +85,12 @@ def _ingest_seeds(ctx: RunContext) -> dict[str, int]:
     return ingest_seeds(ctx.engine, ctx.settings.seeds_dir)
 
 
+def _ingest_feeds(ctx: RunContext) -> dict[str, int]:
+    from pipeline.feeds import ingest_feeds
+
+    return ingest_feeds(ctx.engine, ctx.settings, day=ctx.day, progress=ctx.progress)
+
+
 def _split(ctx: RunContext) -> dict[str, int]:
     from pipeline.sentences import split_new_articles
 
@@ -115,6 +121,7 @@ SIGNAL_LOOKBACK_DAYS = 2
 
 STAGES: dict[str, Stage] = {
     "ingest_seeds": _ingest_seeds,
+    "ingest_feeds": _ingest_feeds,
     "split": _split,
     "signals": _signals,
     "detect": _detect,

@@ -175,7 +175,7 @@ _PARA, _LINE, _BR = "\ue000", "\ue001", "\ue002"  # block markers (XML-safe priv
 _MARKERS = _PARA + _LINE + _BR
 _MARKER_RUN = re.compile(f" *[{_MARKERS}][{_MARKERS} ]*")
 _NOT_XML = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff{_MARKERS}]")
-_DROP_TAGS = ("script", "style", "noscript", "template")
+_DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "object", "embed")
 _PARA_TAGS = _words(
     "p h1 h2 h3 h4 h5 h6 blockquote pre ul ol dl table section article header footer aside "
     "nav figure hr address main form fieldset details center"
