@@ -9,6 +9,7 @@ UV_VERSION := 0.13.9
 
 run: $(STAMP)
 	$(BIN)/escmon db upgrade
+	$(BIN)/escmon train --if-missing
 	$(BIN)/escmon run
 
 test: $(STAMP)

@@ -242,6 +242,9 @@ def train_command(
         Path | None,
         typer.Option(help="Folder with the dev-set feeds (default: ../shared if present)."),
     ] = None,
+    no_devset: Annotated[
+        bool, typer.Option("--no-devset", help="Skip scoring the development set.")
+    ] = False,
 ) -> None:
     """Train the classifier on every seeds/*.labels.jsonl file and write model + card.
 
@@ -251,8 +254,12 @@ def train_command(
     Example: escmon train
     """
     from pipeline.classify import ModelNotFoundError, TrainingDataError, load_model, train
+    from pipeline.devset import DevsetError
 
     settings = _settings()
+    if shared_dir is not None and not shared_dir.is_dir():
+        raise UserError(f"--shared-dir {shared_dir}: no such folder")
+    devset_source = None if no_devset else shared_dir or _default_shared_dir()
     if if_missing:
         try:
             model = load_model(settings.models_dir, settings.model_name)
@@ -267,9 +274,9 @@ def train_command(
                 settings.seeds_dir,
                 settings.models_dir,
                 name=settings.model_name,
-                shared_dir=shared_dir or _default_shared_dir(),
+                shared_dir=devset_source,
             )
-        except TrainingDataError as exc:
+        except (TrainingDataError, DevsetError) as exc:
             raise UserError(str(exc)) from exc
     cv = card.cross_validation.get("macro_f1")
     dev = card.dev_set.get("macro_f1")

@@ -97,6 +97,12 @@ def _split(ctx: RunContext) -> dict[str, int]:
     return split_new_articles(ctx.engine, progress=ctx.progress)
 
 
+def _classify(ctx: RunContext) -> dict[str, int]:
+    from pipeline.classify import classify_sentences
+
+    return classify_sentences(ctx.engine, ctx.settings, progress=ctx.progress)
+
+
 def _signals(ctx: RunContext) -> dict[str, int]:
     from pipeline.signals import compute_signals
 
@@ -123,6 +129,7 @@ STAGES: dict[str, Stage] = {
     "ingest_seeds": _ingest_seeds,
     "ingest_feeds": _ingest_feeds,
     "split": _split,
+    "classify": _classify,
     "signals": _signals,
     "detect": _detect,
     "send_alerts": _send_alerts,

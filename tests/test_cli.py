@@ -272,3 +272,113 @@ def test_shipped_registry_lists(monkeypatch, capsys) -> None:
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) >= 10
     assert {"BLR", "UKR", "RUS", "POL"} <= {r["country"] for r in rows}
+
+
+def _model_env(monkeypatch, models_dir, seeds_dir=None) -> None:
+    from pipeline.config import get_settings
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("ESCMON_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("ESCMON_SEEDS_DIR", str(seeds_dir or REPO / "seeds"))
+    get_settings.cache_clear()
+
+
+def test_classify_jsonl_in_input_order(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+    from tests.conftest import REPO
+
+    _model_env(monkeypatch, REPO / "models")
+    source = tmp_path / "in.jsonl"
+    texts = [
+        "Russia deployed additional troops to the border on Monday.",
+        "The two sides agreed to a ceasefire and began withdrawing forces.",
+        "The museum reopened after renovation.",
+    ]
+    source.write_text("\n".join(json.dumps({"id": i, "text": t}) for i, t in enumerate(texts)))
+    try:
+        assert main(["classify", "--input", str(source), "--format", "jsonl"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [r["text"] for r in rows] == texts
+        assert [r["id"] for r in rows] == [0, 1, 2]
+        assert [r["label"] for r in rows] == ["escalation", "deescalation", "neutral"]
+        for row in rows:
+            assert {"p_escalation", "p_deescalation", "p_neutral", "model_version"} <= set(row)
+            total = row["p_escalation"] + row["p_deescalation"] + row["p_neutral"]
+            assert abs(total - 1) < 1e-5
+        plain = tmp_path / "in.txt"
+        plain.write_text("\n".join(texts) + "\n")
+        assert main(["classify", "--input", str(plain), "--explain"]) == 0
+        explained = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [r["label"] for r in explained] == ["escalation", "deescalation", "neutral"]
+        assert explained[0]["cues"][0]["cameo"]
+        assert main(["classify", texts[0], "--format", "table"]) == 0
+        assert "escalation" in capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
+
+
+def test_classify_errors(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+
+    _model_env(monkeypatch, tmp_path / "no-models")
+    try:
+        assert main(["classify", "Troops moved."]) == 1
+        assert "run `escmon train` first" in capsys.readouterr().err
+        assert main(["classify"]) == 1
+        assert "nothing to classify" in capsys.readouterr().err
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"text": "ok"}\n{"txt": "no"}\n')
+        assert main(["classify", "--input", str(bad)]) == 1
+        assert "bad.jsonl:2" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
+
+
+def test_evaluate_prints_scores(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+    from tests.conftest import REPO
+
+    _model_env(monkeypatch, REPO / "models")
+    labelled = tmp_path / "l.jsonl"
+    labelled.write_text("\n".join(json.dumps(r) for r in [
+        {"text": "Russia deployed additional troops to the border.", "label": "escalation"},
+        {"text": "The sides agreed to a ceasefire.", "label": "deescalation"},
+        {"text": "The museum reopened after renovation.", "label": "neutral"},
+    ]))
+    try:
+        assert main(["evaluate", "--input", str(labelled)]) == 0
+        output = capsys.readouterr().out
+        assert "macro-F1: 1.0000" in output
+        assert "Confusion matrix" in output
+        (tmp_path / "x.jsonl").write_text('{"text": "a", "label": "maybe"}\n')
+        assert main(["evaluate", "--input", str(tmp_path / "x.jsonl")]) == 1
+        assert "needs a label" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
+
+
+def test_train_and_if_missing(tmp_path, monkeypatch, capsys) -> None:
+    import shutil
+
+    from pipeline.config import get_settings
+    from tests.conftest import REPO
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    shutil.copy(REPO / "seeds" / "000_68907020d2f59e7e.labels.jsonl", seeds)
+    models = tmp_path / "models"
+    _model_env(monkeypatch, models, seeds)
+    try:
+        assert main(["train", "--shared-dir", str(tmp_path / "none")]) == 1
+        assert "no such folder" in capsys.readouterr().err
+        assert main(["train", "--no-devset"]) == 0
+        assert "seed CV macro-F1" in capsys.readouterr().out
+        assert len(list(models.glob("escalation-*.skops"))) == 1
+        assert len(list(models.glob("escalation-*.card.md"))) == 1
+        assert main(["train", "--if-missing"]) == 0
+        assert "not retraining" in capsys.readouterr().out
+        (seeds / "broken.labels.jsonl").write_text('{"text": "x", "label": "hot"}\n')
+        assert main(["train", "--no-devset"]) == 1
+        assert "broken.labels.jsonl:1" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()

@@ -1,0 +1,297 @@
+"""The classifier: factory, training data, train/save/load (skops), predictions, cards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import Pipeline
+
+from pipeline.classify import (
+    LABELS,
+    TRUSTED_TYPES,
+    VOLATILE_CARD_KEYS,
+    Classifier,
+    ModelNotFoundError,
+    TrainingDataError,
+    UntrustedModelError,
+    build_pipeline,
+    evaluate,
+    load_model,
+    load_training_data,
+    train,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "seeds"
+MODELS = REPO / "models"
+SHARED = Path(__file__).parents[1].parent / "shared"
+TEXTS = [
+    "Russia withdrew its troops from the border with Ukraine.",
+    "Israeli airstrikes killed 20 people in Gaza overnight.",
+    "The central bank held interest rates steady.",
+    "Comments are closed.",
+]
+
+
+def _small_seeds(dest: Path, per_file: int = 160) -> Path:
+    """A copy of the seed labels, cut down so that training in tests stays quick."""
+    dest.mkdir()
+    for path in sorted(SEEDS.glob("*.labels.jsonl")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        step = max(1, len(lines) // per_file)
+        (dest / path.name).write_text("\n".join(lines[::step]) + "\n", encoding="utf-8")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """Seeds copy, models dir and card of one training run (with the dev set if present)."""
+    root = tmp_path_factory.mktemp("train")
+    seeds = _small_seeds(root / "seeds")
+    models = root / "models"
+    shared = SHARED if (SHARED / "corpora").is_dir() else None
+    card = train(seeds, models, shared_dir=shared)
+    return seeds, models, json.loads(card.to_json())
+
+
+@pytest.fixture(scope="module")
+def retrained(trained, tmp_path_factory) -> tuple[Path, dict]:
+    """A second training on the same seeds copy, without the dev set."""
+    models = tmp_path_factory.mktemp("again")
+    card = train(trained[0], models, shared_dir=None)
+    return models, json.loads(card.to_json())
+
+
+def test_factory_returns_a_fresh_pipeline():
+    a, b = build_pipeline(), build_pipeline()
+    assert isinstance(a, Pipeline) and a is not b
+    assert a.get_params(deep=False).keys() == b.get_params(deep=False).keys()
+    assert a.named_steps["clf"].random_state == 0
+    assert build_pipeline(random_state=3).named_steps["clf"].random_state == 3
+
+
+def test_training_data_reads_every_labels_file():
+    rows = load_training_data(SEEDS)
+    assert len(rows) > 1000
+    assert {label for _, label in rows} == set(LABELS)
+    assert all(text and text == text.strip() for text, _ in rows)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("not json", "invalid JSON"),
+    ('{"text": "x", "label": "war"}', "'label' must be one of"),
+    ('{"text": "", "label": "neutral"}', "'text' must be a non-empty string"),
+    ('["x", "neutral"]', "expected an object"),
+])
+def test_bad_rows_name_the_file_and_line(tmp_path: Path, line: str, message: str):
+    good = '{"text": "Talks resumed.", "label": "deescalation", "reason": "talks"}'
+    (tmp_path / "a.labels.jsonl").write_text(f"{good}\n\n{line}\n", encoding="utf-8")
+    with pytest.raises(TrainingDataError, match=rf"a\.labels\.jsonl:3: {message}"):
+        load_training_data(tmp_path)
+
+
+def test_no_labels_files_is_an_error(tmp_path: Path):
+    with pytest.raises(TrainingDataError, match=r"no \*\.labels\.jsonl"):
+        load_training_data(tmp_path)
+
+
+def test_train_writes_model_and_cards(trained):
+    _, models, card = trained
+    stem = f"{card['name']}-{card['version']}"
+    assert (models / f"{stem}.skops").is_file()
+    assert json.loads((models / f"{stem}.card.json").read_text()) == card
+    md = (models / f"{stem}.card.md").read_text()
+    assert card["version"] in md and "Cross-validation" in md
+    assert set(card["training_data"]["label_counts"]) == set(LABELS)
+    assert card["cross_validation"]["folds"] == 5
+    assert 0 <= card["cross_validation"]["macro_f1"] <= 1
+    assert all(f["sha256"] and f["rows"] for f in card["training_data"]["files"])
+    assert {"scikit-learn", "numpy", "skops"} <= card["libraries"].keys()
+
+
+def test_card_is_identical_across_trainings_except_timestamps(trained, retrained):
+    first, second = dict(trained[2]), dict(retrained[1])
+    for key in ("dev_set", *VOLATILE_CARD_KEYS):
+        first.pop(key), second.pop(key)
+    assert first == second
+
+
+def test_load_uses_trusted_types_and_predicts(trained):
+    _, models, card = trained
+    clf = load_model(models)
+    assert clf.version == card["version"]
+    preds = clf.predict(TEXTS)
+    assert [p.model_version for p in preds] == [card["version"]] * len(TEXTS)
+    for p in preds:
+        assert p.label in LABELS
+        assert p.p_escalation + p.p_deescalation + p.p_neutral == pytest.approx(1.0)
+        best = max(zip((p.p_escalation, p.p_deescalation, p.p_neutral), LABELS, strict=True))
+        assert best[1] == p.label
+    assert clf.predict([]) == []
+
+
+def test_predictions_are_deterministic(trained, retrained):
+    a, b = load_model(trained[1]), load_model(retrained[0])
+    assert a.version == b.version == retrained[1]["version"]
+    np.testing.assert_array_equal(a.predict_proba(TEXTS), b.predict_proba(TEXTS))
+    assert a.predict(TEXTS) == a.predict(TEXTS)
+
+
+def test_batches_give_the_same_result(trained):
+    clf = load_model(trained[1])
+    texts = TEXTS * 5
+    np.testing.assert_allclose(clf.predict_proba(texts, batch_size=3),
+                               clf.predict_proba(texts), rtol=0, atol=1e-12)
+
+
+class Untrusted(BaseEstimator, TransformerMixin):
+    """A type that is on no trusted list."""
+
+    def fit(self, X, y=None):
+        return self
+
+
+def test_load_refuses_untrusted_types(tmp_path: Path):
+    sio.dump(Pipeline([("f", Untrusted())]), tmp_path / "escalation-1.0-0123456789.skops")
+    with pytest.raises(UntrustedModelError, match="Untrusted"):
+        load_model(tmp_path)
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(ModelNotFoundError, match="escmon train"):
+        load_model(tmp_path)
+
+
+def test_newest_version_wins(trained, tmp_path: Path):
+    _, models, card = trained
+    for path in models.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    old = f"{card['name']}-0.9-aaaaaaaaaa"
+    current = f"{card['name']}-{card['version']}"
+    for suffix in (".skops", ".card.json"):
+        shutil.copy(models / f"{current}{suffix}", tmp_path / f"{old}{suffix}")
+    meta = json.loads((tmp_path / f"{old}.card.json").read_text())
+    meta["trained_at"] = "2000-01-01T00:00:00+00:00"
+    (tmp_path / f"{old}.card.json").write_text(json.dumps(meta))
+    assert load_model(tmp_path).version == card["version"]
+    assert load_model(tmp_path, name=old).version == "0.9-aaaaaaaaaa"
+
+
+def test_evaluate_reports_macro_f1_and_confusion(trained):
+    clf = load_model(trained[1])
+    result = evaluate(clf, TEXTS, ["deescalation", "escalation", "neutral", "neutral"])
+    assert 0 <= result["macro_f1"] <= 1
+    assert result["labels"] == list(LABELS)
+    assert np.asarray(result["confusion_matrix"]).sum() == len(TEXTS)
+    assert set(result["per_class"]["neutral"]) == {"precision", "recall", "f1", "support"}
+
+
+def test_dev_set_macro_f1_is_reported(trained):
+    if not (SHARED / "corpora").is_dir() or not (REPO / "dev" / "devset_refs.jsonl").is_file():
+        pytest.skip("needs ../shared (the feed corpus) and dev/devset_refs.jsonl")
+    dev = trained[2]["dev_set"]
+    assert dev["status"] == "scored"
+    assert dev["n"] >= 300
+    assert 0 <= dev["macro_f1"] <= 1
+    assert set(dev["per_class"]) == set(LABELS)
+
+
+def test_trusted_types_cover_a_fitted_pipeline(tmp_path: Path):
+    rows = load_training_data(SEEDS)[:60]
+    pipe = build_pipeline().fit([t for t, _ in rows], [y for _, y in rows])
+    sio.dump(pipe, tmp_path / "m.skops")
+    assert set(sio.get_untrusted_types(file=tmp_path / "m.skops")) <= set(TRUSTED_TYPES)
+
+
+def test_shipped_model_loads_and_predicts():
+    if not list(MODELS.glob("escalation-*.skops")):
+        pytest.skip("no shipped model in models/")
+    clf = load_model(MODELS)
+    assert isinstance(clf, Classifier)
+    labels = [p.label for p in clf.predict(TEXTS)]
+    assert labels[0] == "deescalation" and labels[1] == "escalation"
+    assert labels[3] == "neutral"
+
+
+# ----------------------------------------------------------------------------- the stage
+def _article(session, feed_id: int, guid: str, language: str, sentences: list[str]) -> None:
+    import datetime as dt
+
+    from pipeline.store import insert_ignore
+    from pipeline.tables import Article, Sentence
+
+    day = dt.date(2024, 8, 10)
+    [article_id] = insert_ignore(session, Article, [{
+        "feed_id": feed_id, "guid": guid, "title": guid, "text": " ".join(sentences),
+        "language": language, "day": day, "content_hash": guid,
+        "published_at": dt.datetime(2024, 8, 10, tzinfo=dt.UTC)}])
+    insert_ignore(session, Sentence, [
+        {"article_id": article_id, "idx": i, "start": 0, "end": len(t), "text": t}
+        for i, t in enumerate(sentences)], returning=None)
+
+
+def _store_with_articles(engine) -> None:
+    from pipeline.store import insert_ignore, session_scope
+    from pipeline.tables import Feed
+
+    with session_scope(engine) as session:
+        [feed_id] = insert_ignore(session, Feed, [{"name": "f", "url": "http://x", "tags": []}])
+        _article(session, feed_id, "en-1", "en", [
+            "Russia deployed additional troops to the border on Monday.",
+            "The two sides agreed to a ceasefire and began withdrawing forces.",
+            "The museum reopened after renovation."])
+        _article(session, feed_id, "de-1", "de", ["Die Truppen wurden abgezogen."])
+
+
+def test_classify_stage_scores_english_sentences_once(engine, trained) -> None:
+    from sqlalchemy import select
+
+    from pipeline.classify import classify_sentences
+    from pipeline.config import Settings
+    from pipeline.store import session_scope
+    from pipeline.tables import Prediction, Sentence
+
+    _store_with_articles(engine)
+    settings = Settings(models_dir=trained[1], classify_batch_size=2)
+    classifier = load_model(trained[1])
+    assert classify_sentences(engine, settings, classifier=classifier)["sentences_scored"] == 3
+    assert classify_sentences(engine, settings, classifier=classifier)["sentences_scored"] == 0
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(Sentence.text, Prediction).join(Prediction).order_by(Sentence.idx)
+        ).all()
+    assert [p.label for _, p in rows] == ["escalation", "deescalation", "neutral"]
+    assert all(p.model_version == classifier.version for _, p in rows)
+    assert abs(sum((rows[0][1].p_escalation, rows[0][1].p_deescalation,
+                    rows[0][1].p_neutral)) - 1) < 1e-9
+    assert rows[0][1].cues and rows[0][1].cues[0]["polarity"] == "escalation"
+    assert rows[2][1].cues == []
+
+
+def test_new_model_rescores_only_when_asked(engine, trained, tmp_path) -> None:
+    from sqlalchemy import func, select
+
+    from pipeline.classify import Classifier, classify_sentences
+    from pipeline.config import Settings
+    from pipeline.store import session_scope
+    from pipeline.tables import Prediction
+
+    _store_with_articles(engine)
+    settings = Settings(models_dir=trained[1])
+    old = load_model(trained[1])
+    classify_sentences(engine, settings, classifier=old)
+    new = Classifier(old.pipeline, "9.9-newversion0")
+    assert classify_sentences(engine, settings, classifier=new)["sentences_scored"] == 0
+    assert classify_sentences(engine, settings, classifier=new, rescore=True)[
+        "sentences_scored"] == 3
+    with session_scope(engine) as session:
+        versions = dict(session.execute(
+            select(Prediction.model_version, func.count()).group_by(Prediction.model_version)
+        ).all())
+    assert versions == {old.version: 3, "9.9-newversion0": 3}
