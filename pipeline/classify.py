@@ -484,6 +484,13 @@ def _unscored(session: Any, version: str, rescore: bool, after_id: int, limit: i
     return [(row.id, row.text) for row in session.execute(query)]
 
 
+def _has_unscored(engine: Any) -> bool:
+    from pipeline.store import session_scope
+
+    with session_scope(engine) as session:
+        return bool(_unscored(session, "", False, 0, 1))
+
+
 def prediction_rows(classifier: Classifier, batch: Sequence[tuple[int, str]]
                     ) -> list[dict[str, Any]]:
     """Prediction rows for ``(sentence_id, text)`` pairs; cues kept for flagged sentences."""
@@ -509,7 +516,10 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
     from pipeline.store import insert_ignore, session_scope
     from pipeline.tables import Prediction
 
-    classifier = classifier or load_model(settings.models_dir, settings.model_name)
+    if classifier is None:
+        if not rescore and not _has_unscored(engine):
+            return {"sentences_scored": 0}  # a rerun: skip loading the model
+        classifier = load_model(settings.models_dir, settings.model_name)
     batch_size = settings.classify_batch_size
     scored = 0
     last_id = 0
@@ -526,4 +536,4 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
         last_id = batch[-1][0]
         if progress is not None:
             progress.advance(len(batch))
-    return {"sentences_scored": scored, "model": 1}
+    return {"sentences_scored": scored}

@@ -18,6 +18,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pipeline import store
+from tests.dags.airflow_env import use_test_airflow_home
+
+# Airflow reads AIRFLOW_HOME once, at its first import: give the session a throwaway home
+# (never ~/airflow) before any test or tests/dags imports airflow.
+use_test_airflow_home()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -1,0 +1,50 @@
+"""A throwaway Airflow home for the tests, set before anything imports Airflow.
+
+Airflow reads ``AIRFLOW_HOME`` and its ``AIRFLOW__*`` settings once, when
+``airflow`` is first imported, and then writes its config, logs and SQLite
+metadata database there. :func:`use_test_airflow_home` points it at a fresh
+temporary folder (never the developer's ``~/airflow``) with this repo's
+``dags/`` and no example Dags. It is idempotent, and it refuses to run after
+Airflow was imported with some other home.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS_FOLDER = REPO / "dags"
+MARKER = "ESCMON_TEST_AIRFLOW_HOME"
+# Manual test runs of the monitor use the seed's day (2024-08-20); Airflow creates no
+# task instances for a manual run dated before the Dag's start date.
+TEST_START_DATE = "2024-01-01"
+
+
+def use_test_airflow_home() -> Path:
+    """Point Airflow at a temporary home (once per process); returns the folder."""
+    existing = os.environ.get(MARKER)
+    if existing and os.environ.get("AIRFLOW_HOME") == existing:
+        return Path(existing)
+    if "airflow" in sys.modules:
+        raise RuntimeError(
+            "airflow was imported before the test AIRFLOW_HOME was set; call "
+            "tests.dags.airflow_env.use_test_airflow_home() at the top of tests/conftest.py"
+        )
+    home = Path(tempfile.mkdtemp(prefix="escmon-airflow-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    os.environ.update(
+        {
+            MARKER: str(home),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "ESCMON_START_DATE": TEST_START_DATE,
+        }
+    )
+    return home

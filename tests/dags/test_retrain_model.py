@@ -1,0 +1,121 @@
+"""The retraining Dag: train into staging, promote only if not worse, log the decision."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.dags.conftest import load_dag, run_dag, task_states
+
+DAY = dt.date(2024, 8, 20)
+
+
+def card(version: str, cv: float, dev: float | None = None, refs: str = "r1") -> dict:
+    dev_set = ({"status": "scored", "refs_sha256": refs, "macro_f1": dev} if dev is not None
+               else {"status": "skipped", "reason": "no shared_dir given"})
+    return {"version": version, "cross_validation": {"macro_f1": cv}, "dev_set": dev_set}
+
+
+def test_decide_promotes_the_first_model() -> None:
+    from dags.retrain_model import decide
+
+    decision = decide(card("1.0-a", 0.5), None)
+    assert decision.promote and decision.reason == "no current model"
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "action"),
+    [(0.81, 0.80, "promote"), (0.80, 0.80, "promote"), (0.79, 0.80, "reject")],
+)
+def test_decide_promotes_only_when_not_worse(new: float, old: float, action: str) -> None:
+    from dags.retrain_model import decide
+
+    decision = decide(card("1.0-new", new), card("1.0-old", old))
+    assert decision.action == action
+    assert decision.metric == "cross_validation.macro_f1"
+    assert (decision.candidate_score, decision.current_score) == (new, old)
+
+
+def test_decide_prefers_the_dev_set_when_both_scored_the_same_one() -> None:
+    from dags.retrain_model import decide
+
+    better_cv_worse_dev = decide(card("1.0-new", 0.9, dev=0.6), card("1.0-old", 0.8, dev=0.7))
+    assert better_cv_worse_dev.action == "reject"
+    assert better_cv_worse_dev.metric == "dev_set.macro_f1"
+    other_refs = decide(card("1.0-new", 0.9, dev=0.6), card("1.0-old", 0.8, dev=0.7, refs="r2"))
+    assert other_refs.action == "promote"
+    assert other_refs.metric == "cross_validation.macro_f1"
+
+
+def test_decide_same_version_is_unchanged() -> None:
+    from dags.retrain_model import decide
+
+    assert decide(card("1.0-a", 0.8), card("1.0-a", 0.8)).action == "unchanged"
+
+
+def test_schedule_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dags.retrain_model import schedule_from_env
+
+    monkeypatch.delenv("ESCMON_RETRAIN_SCHEDULE", raising=False)
+    assert schedule_from_env() is None
+    monkeypatch.setenv("ESCMON_RETRAIN_SCHEDULE", "@weekly")
+    assert schedule_from_env().expression == "0 0 * * 0"
+
+
+@pytest.fixture
+def retrain_env(pipeline_env, small_seeds: Path, tmp_path: Path) -> Path:
+    """ESCMON_* settings for retraining into an empty models folder; returns that folder."""
+    models = tmp_path / "models"
+    pipeline_env.setenv("ESCMON_SEEDS_DIR", str(small_seeds))
+    pipeline_env.setenv("ESCMON_MODELS_DIR", str(models))
+    pipeline_env.delenv("ESCMON_SHARED_DIR", raising=False)
+    return models
+
+
+def decisions(models: Path) -> list[dict]:
+    lines = (models / "promotions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_retrain_promotes_then_keeps_an_identical_candidate(airflow_db, retrain_env: Path) -> None:
+    from pipeline.classify import load_model
+
+    dag = load_dag("retrain_model")
+    assert dag.schedule is None  # manual unless ESCMON_RETRAIN_SCHEDULE is set
+    first = run_dag(dag, DAY)
+    assert first.state == "success", task_states(first)
+    [promoted] = decisions(retrain_env)
+    assert promoted["action"] == "promote"
+    model = load_model(retrain_env)
+    assert model.version == promoted["candidate_version"]
+    assert sorted(p.name for p in retrain_env.glob("escalation-*")) == sorted(
+        f"escalation-{model.version}{suffix}" for suffix in (".card.json", ".card.md", ".skops"))
+
+    second = run_dag(dag, DAY)
+    assert second.state == "success", task_states(second)
+    assert [d["action"] for d in decisions(retrain_env)] == ["promote", "unchanged"]
+    assert list((retrain_env / ".staging").iterdir()) == []
+    assert not list(retrain_env.glob(".*.partial"))
+
+
+def test_retrain_rejects_a_worse_candidate(airflow_db, retrain_env: Path, small_seeds) -> None:
+    from pipeline.classify import load_model, train
+
+    current = train(small_seeds, retrain_env)
+    card_path = retrain_env / f"escalation-{current.version}.card.json"
+    claimed = json.loads(card_path.read_text(encoding="utf-8"))
+    claimed["version"] = "1.0-0000000000"  # a different, better model (by its card)
+    claimed["cross_validation"]["macro_f1"] = 1.0
+    card_path.write_text(json.dumps(claimed), encoding="utf-8")
+
+    run = run_dag(load_dag("retrain_model"), DAY)
+    assert run.state == "success", task_states(run)
+    [rejected] = decisions(retrain_env)
+    assert rejected["action"] == "reject"
+    assert rejected["current_score"] == 1.0
+    assert rejected["candidate_score"] < 1.0
+    assert load_model(retrain_env).card["version"] == "1.0-0000000000"
+    assert len(list(retrain_env.glob("*.skops"))) == 1
