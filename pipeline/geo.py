@@ -27,6 +27,7 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 
 __all__ = ["Gazetteer", "GeoMatch", "country_name", "load_gazetteer"]
@@ -43,6 +44,7 @@ _PARTICLES = _words(
     "the and upon on es sur"
 )
 _COLUMNS = ["phrase", "country_code", "country_name", "kind"]
+_NONE: frozenset[str] = frozenset()
 _CACHE_LIMIT = 200_000  # distinct tokens remembered before the key cache starts afresh
 
 # Country names that are also given names. They do not count when written as part of a
@@ -124,11 +126,32 @@ class Gazetteer:
             if not keys:
                 continue
             index.setdefault(keys[0], []).append(_Entry(tuple(keys[1:]), code, kind, phrase))
-        for entries in index.values():
-            entries.sort(key=lambda e: -len(e.rest))
-        self._index = index
+        # Per first key: (rest length, {rest: entry}) from the longest rest down; among equal
+        # rests the first row wins, as it did when the entries were tried in file order.
+        self._index: dict[str, list[tuple[int, dict[tuple[str, ...], _Entry]]]] = {}
+        for first, entries in index.items():
+            by_size: dict[int, dict[tuple[str, ...], _Entry]] = {}
+            for entry in entries:
+                by_size.setdefault(len(entry.rest), {}).setdefault(entry.rest, entry)
+            self._index[first] = sorted(by_size.items(), reverse=True)
         self._prefixes = prefixes
+        # Particles that only start longer phrases ("the" of "The Hague", "al" of "al Qaeda")
+        # are frequent words: they are tried only before a key that can continue them.
+        self._lead_keys = frozenset(
+            first for first, sizes in self._index.items()
+            if first in _PARTICLES and sizes[-1][0] and first not in prefixes
+        )
+        self._second_keys = frozenset(
+            rest[0] for first in self._lead_keys for _, entries in self._index[first]
+            for rest in entries
+        )
+        # Raw token caches: its key, and which of the sets above its key belongs to.
         self._cache: dict[str, str] = {}
+        self._known: set[str] = set()  # the keys of the cache, as a set for C-level checks
+        self._starters: set[str] = set()  # tokens that may start a phrase on their own
+        self._leaders: set[str] = set()  # tokens that start phrases only before a follower
+        self._followers: set[str] = set()  # tokens that can follow a leader (rare words)
+        self._interesting: set[str] = set()  # starters and followers
 
     def _key(self, token: str) -> str:
         if token.endswith("'s") and len(token) > 2:
@@ -140,23 +163,32 @@ class Gazetteer:
             return low
         return token[0] + low[1:]
 
-    def _keys(self, tokens: list[str]) -> list[str]:
+    def _learn(self, tokens: set[str]) -> None:
+        """Cache the key of every token not seen yet, and what it may start."""
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        keys = []
-        for token in tokens:
-            key = cache.get(token)
-            if key is None:
-                key = cache[token] = self._key(token)
-            keys.append(key)
-        return keys
+            for memo in (cache, self._known, self._starters, self._leaders, self._followers,
+                         self._interesting):
+                memo.clear()
+        index, prefixes = self._index, self._prefixes
+        for token in tokens.difference(self._known):
+            key = cache[token] = self._key(token)
+            self._known.add(token)
+            if key in self._lead_keys:
+                self._leaders.add(token)
+            elif key in index or key in prefixes:
+                self._starters.add(token)
+                self._interesting.add(token)
+            if key in self._second_keys:
+                self._followers.add(token)
+                self._interesting.add(token)
 
     # ------------------------------------------------------------------ queries
 
     def countries(self, text: str) -> frozenset[str]:
         """ISO 3166 alpha-3 codes of the countries named in ``text``."""
-        return frozenset(code for code, _, _, _ in self._scan(text)[0])
+        hits = self._scan(text)[0]
+        return frozenset([hit[0] for hit in hits]) if hits else _NONE
 
     def matches(self, text: str) -> list[GeoMatch]:
         """Every country-naming phrase in ``text``, left to right (longest match first)."""
@@ -178,9 +210,11 @@ class Gazetteer:
         if "\u2019" in text:
             text = text.replace("\u2019", "'")  # same length: offsets stay valid
         tokens = _TOKEN.findall(text)
-        keys = self._keys(tokens)
-        index, prefixes = self._index, self._prefixes
-        starts = [i for i, key in enumerate(keys) if key in index or key in prefixes]
+        starts = self._starts(tokens)
+        if not starts:
+            return [], text, None
+        keys = list(map(self._cache.__getitem__, tokens))
+        prefixes = self._prefixes
         hits: list[tuple[str, str, int, int]] = []
         spans: list[tuple[int, int]] | None = None
         vocabulary: set[str] | None = None
@@ -211,13 +245,28 @@ class Gazetteer:
             hits.append((entry.code, entry.kind, i, consumed))
         return hits, text, spans
 
+    def _starts(self, tokens: list[str]) -> list[int]:
+        """Positions where a phrase may start. Set operations run in C: most tokens are
+        known and start nothing, so most sentences cost no Python-level loop at all."""
+        vocabulary = set(tokens)
+        if not vocabulary.issubset(self._known):
+            self._learn(vocabulary)
+        starting = vocabulary.intersection(self._interesting)
+        if not starting:
+            return []
+        following = starting.intersection(self._followers)
+        if following:
+            starting.difference_update(following - self._starters)
+            leaders = self._leaders
+            after = compress(range(1, len(tokens)), map(following.__contains__, tokens[1:]))
+            starting.update(tokens[j - 1] for j in after if tokens[j - 1] in leaders)
+        return list(compress(range(len(tokens)), map(starting.__contains__, tokens)))
+
     def _match_at(self, keys: list[str], i: int) -> _Entry | None:
-        candidates = self._index.get(keys[i])
-        if not candidates:
-            return None
-        for entry in candidates:
-            size = len(entry.rest)
-            if not size or tuple(keys[i + 1 : i + 1 + size]) == entry.rest:
+        """The longest phrase starting at token ``i``."""
+        for size, entries in self._index.get(keys[i], ()):
+            entry = entries.get(tuple(keys[i + 1 : i + 1 + size]))
+            if entry is not None:
                 return entry
         return None
 

@@ -76,7 +76,7 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
                 break
             per_article = {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
             rows = [row for article_rows in per_article.values() for row in article_rows]
-            sentences += len(insert_ignore(session, Sentence, rows))
+            sentences += insert_ignore(session, Sentence, rows, returning=None)
             session.execute(
                 update(Article),
                 [{"id": aid, "countries": article_countries(r)} for aid, r in per_article.items()],

@@ -1,19 +1,32 @@
 """Engine, sessions, migrations and the bulk writes every stage uses.
 
-Writes go through :func:`insert_ignore` and :func:`upsert`: one multi-row
-statement per batch (SQLAlchemy's insertmanyvalues), conflict handling in the
-database, so reruns add nothing and there are no per-row round trips.
+Writes go through :func:`insert_ignore` and :func:`upsert`: one statement per
+batch, conflict handling in the database, so reruns add nothing and there are
+no per-row round trips. SQLite uses SQLAlchemy's multi-row insert; PostgreSQL
+one ``INSERT ... SELECT FROM unnest(...)`` with an array parameter per column.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Engine,
+    Float,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -138,31 +151,49 @@ def _batches(rows: Sequence[dict[str, Any]], size: int = BATCH_ROWS) -> Iterable
         yield list(rows[start : start + size])
 
 
+@overload
+def insert_ignore(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], *, returning: str = ...
+) -> list[Any]: ...
+
+
+@overload
+def insert_ignore(
+    session: Session, model: type[Base], rows: Sequence[dict[str, Any]], *, returning: None
+) -> int: ...
+
+
 def insert_ignore(
     session: Session,
     model: type[Base],
     rows: Sequence[dict[str, Any]],
     *,
     returning: str | None = "id",
-) -> list[Any]:
+) -> list[Any] | int:
     """Insert ``rows``, skipping any that collide with a unique key.
 
     Returns the ``returning`` column of the rows actually inserted (in no
-    promised order), so callers can count and link what is new.
+    promised order), so callers can link what is new; with ``returning=None``,
+    only how many rows were inserted (cheaper: no result rows travel back).
     """
-    if not rows:
-        return []
     table = model.__table__
     inserted: list[Any] = []
+    count = 0
+    postgres = bool(rows) and _dialect_name(session) == "postgresql"
     for batch in _batches(rows):
-        statement = _insert_for(session, table).on_conflict_do_nothing()
+        if postgres:
+            statement, params = _unnest_insert(session, table, batch, returning=returning)
+        else:
+            statement = _insert_for(session, table).on_conflict_do_nothing()
+            if returning is not None:
+                statement = statement.returning(table.c[returning])
+            params = batch
+        result = session.execute(statement, params)
         if returning is None:
-            session.execute(statement, batch)
-            continue
-        statement = statement.returning(table.c[returning])
-        result = session.execute(statement, batch)
-        inserted.extend(result.scalars().all())
-    return inserted
+            count += result.rowcount
+        else:
+            inserted.extend(result.scalars().all())
+    return count if returning is None else inserted
 
 
 def upsert(
@@ -178,7 +209,12 @@ def upsert(
         return 0
     table = model.__table__
     columns = list(update) if update is not None else [c for c in rows[0] if c not in key]
+    postgres = _dialect_name(session) == "postgresql"
     for batch in _batches(rows):
+        if postgres:
+            statement, params = _unnest_insert(session, table, batch, key=key, update=columns)
+            session.execute(statement, params)
+            continue
         statement = _insert_for(session, table)
         statement = statement.on_conflict_do_update(
             index_elements=list(key),
@@ -186,6 +222,83 @@ def upsert(
         )
         session.execute(statement, batch)
     return len(rows)
+
+
+def _dialect_name(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _unnest_insert(
+    session: Session,
+    table: Any,
+    batch: list[dict[str, Any]],
+    *,
+    returning: str | None = None,
+    key: Sequence[str] = (),
+    update: Sequence[str] = (),
+) -> tuple[Any, dict[str, list[str | None]]]:
+    """PostgreSQL: one ``INSERT ... SELECT FROM unnest(<one text[] per column>)`` per batch.
+
+    A short statement with one array parameter per column, instead of one placeholder per
+    value: psycopg caches the parsed statement, and the server gets a few large parameters.
+    Values travel as text and are cast to each column's type in the SELECT. Columns with a
+    Python-side default that a row lacks get it here, as SQLAlchemy would have given it.
+    """
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    present = {name for row in batch for name in row}
+    unknown = present - set(table.c.keys())
+    if unknown:
+        raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")
+    columns = [c for c in table.c if c.name in present or _python_default(c)]
+    params: dict[str, list[str | None]] = {}
+    arrays, selects = [], []
+    for n, column in enumerate(columns):
+        values = _column_values(column, batch, dialect)
+        params[f"p{n}"] = values
+        arrays.append(f"CAST(:p{n} AS TEXT[])")
+        selects.append(f"CAST(u.c{n} AS {column.type.compile(dialect=dialect)})")
+    names = ", ".join(quote(c.name) for c in columns)
+    aliases = ", ".join(f"c{n}" for n in range(len(columns)))
+    sql = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({names}) "
+        f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) AS u({aliases}) "
+    )
+    if key:
+        targets = ", ".join(quote(k) for k in key)
+        sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in update)
+        sql += f"ON CONFLICT ({targets}) " + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING")
+    else:
+        sql += "ON CONFLICT DO NOTHING"
+    if returning is not None:
+        sql += f" RETURNING {quote(table.c[returning].name)}"
+    return text(sql), params
+
+
+def _python_default(column: Any) -> bool:
+    default = column.default
+    return default is not None and (default.is_callable or default.is_scalar)
+
+
+def _column_values(column: Any, batch: list[dict[str, Any]], dialect: Any) -> list[str | None]:
+    """The column's values of ``batch`` as text for PostgreSQL's input functions."""
+    name = column.name
+    default = column.default if _python_default(column) else None
+    if default is not None:
+        if default.is_callable:
+            values = [row[name] if name in row else default.arg(None) for row in batch]
+        else:
+            values = [row.get(name, default.arg) for row in batch]
+    else:
+        values = [row.get(name) for row in batch]
+    if isinstance(column.type, JSON):
+        dump = getattr(dialect, "_json_serializer", None) or json.dumps
+        return [dump(v) for v in values]  # None is JSON null, as SQLAlchemy stores it
+    if isinstance(column.type, Boolean):
+        return [None if v is None else ("true" if v else "false") for v in values]
+    if isinstance(column.type, Float):
+        return [None if v is None else repr(float(v)) for v in values]
+    return [v if v is None or isinstance(v, str) else str(v) for v in values]
 
 
 def table_counts(engine: Engine) -> dict[str, int]:

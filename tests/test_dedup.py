@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 from sqlalchemy import select
 
 from pipeline.dedup import (
@@ -11,8 +12,10 @@ from pipeline.dedup import (
     assign_story_ids,
     content_hash,
     group_stories,
+    hashed_jaccard,
     jaccard,
     normalize_for_hash,
+    shingle_hashes,
     shingles,
 )
 from pipeline.store import insert_ignore, session_scope
@@ -77,6 +80,19 @@ def test_shingles_and_jaccard() -> None:
     assert shingles("The cat sat. The cat!") == {"the cat", "cat sat", "sat the"}
     assert jaccard(frozenset({"a"}), frozenset()) == 0.0
     assert jaccard(shingles("a b c d"), shingles("a b c e")) == 0.5
+
+
+def test_shingle_hashes_agree_with_string_shingles() -> None:
+    texts = [*syndicated_copies(6), *OTHER, "a b c d", "a b c e", "one", "", "x y x y x y"]
+    cache: dict[str, int] = {}
+    hashed = [shingle_hashes(text, cache=cache) for text in texts]
+    for text, values in zip(texts, hashed, strict=True):
+        assert values.dtype == np.uint64 and list(values) == sorted(set(values.tolist()))
+        assert len(values) == len(shingles(text))
+        assert np.array_equal(values, shingle_hashes(text))  # the word cache changes nothing
+    for i, a in enumerate(texts):
+        for j, b in enumerate(texts):
+            assert hashed_jaccard(hashed[i], hashed[j]) == jaccard(shingles(a), shingles(b))
 
 
 def test_twenty_syndicated_copies_make_one_story() -> None:

@@ -12,6 +12,7 @@ from types import ModuleType
 
 import pytest
 
+from pipeline import geo
 from pipeline.geo import Gazetteer, country_name, load_gazetteer
 
 ROOT = Path(__file__).parents[1]
@@ -188,6 +189,29 @@ def test_bad_gazetteer_file_names_the_line(tmp_path: Path) -> None:
     path.write_text("phrase,code\n", encoding="utf-8")
     with pytest.raises(ValueError, match="line 1"):
         load_gazetteer(path)
+
+
+def test_phrases_led_by_words_that_start_nothing_alone(
+    gaz: Gazetteer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leading words ("the", "Trinidad", "Abd") are only tried before a word that can
+    follow them; the token cache may be dropped at any time without changing results."""
+    sentences = [
+        "The court in the Hague ruled, and THE HAGUE agreed.",
+        "Trinidad and Tobago and Bosnia and Herzegovina voted.",
+        "The the the Hague Hague.",
+        "Officials from Papua New Guinea met New Zealand's envoy in New Delhi.",
+        "He visited Hague and then Trinidad.",
+    ]
+    expected = [(gaz.countries(s), gaz.matches(s)) for s in sentences]
+    assert expected[0][0] == {"NLD"} and [m.phrase for m in expected[0][1]] == [
+        "the Hague", "THE HAGUE"
+    ]
+    monkeypatch.setattr(geo, "_CACHE_LIMIT", 2)
+    with (DATA / "gazetteer.tsv").open(encoding="utf-8", newline="") as handle:
+        fresh = Gazetteer(geo._read_rows(handle, "gazetteer.tsv"))
+    for _ in range(2):
+        assert [(fresh.countries(s), fresh.matches(s)) for s in sentences] == expected
 
 
 def test_tagging_is_fast(gaz: Gazetteer) -> None:

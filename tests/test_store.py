@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import inspect, select
 
 from pipeline import store
-from pipeline.tables import Base, Feed, Run
+from pipeline.tables import Article, Base, Feed, Prediction, Run, Sentence
 
 
 def test_upgrade_downgrade_upgrade(db_url: str) -> None:
@@ -86,3 +86,69 @@ def test_json_and_dates_round_trip(engine) -> None:
         run = session.execute(select(Run)).scalar_one()
     assert run.counts == {"sentences_new": 3}
     assert run.run_day == dt.date(2024, 8, 10)
+
+
+def test_insert_ignore_without_returning_counts_new_rows(engine, monkeypatch) -> None:
+    monkeypatch.setattr(store, "BATCH_ROWS", 7)
+    rows = [_feed(f"f{i:03d}") for i in range(20)]
+    with store.session_scope(engine) as session:
+        assert store.insert_ignore(session, Feed, rows[:5], returning=None) == 5
+        assert store.insert_ignore(session, Feed, rows, returning=None) == 15
+        assert store.insert_ignore(session, Feed, rows, returning=None) == 0
+        assert store.insert_ignore(session, Feed, [], returning=None) == 0
+        assert store.insert_ignore(session, Feed, []) == []
+    assert store.table_counts(engine)["feeds"] == 20
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite hands timestamps back naive (in UTC); PostgreSQL aware."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def test_insert_ignore_fills_python_defaults_and_keeps_types(engine) -> None:
+    """The PostgreSQL path sends text arrays: defaults, NULLs and every column type survive."""
+    before = dt.datetime.now(dt.UTC)
+    with store.session_scope(engine) as session:
+        [feed_id] = store.insert_ignore(session, Feed, [{"name": "a", "url": "http://x"}])
+        [article_id] = store.insert_ignore(session, Article, [{
+            "feed_id": feed_id, "url": None, "guid": "g", "title": 'Quote "x", {y}',
+            "published_at": dt.datetime(2024, 8, 10, 12, 30, 15, 250000, tzinfo=dt.UTC),
+            "day": dt.date(2024, 8, 10), "content_hash": "h", "simhash": -(2**63),
+        }])
+        store.insert_ignore(session, Sentence, [
+            {"article_id": article_id, "idx": i, "start": 10 * i, "end": 10 * i + 9,
+             "text": f"s{i}"} for i in range(3)
+        ], returning=None)
+        store.insert_ignore(session, Prediction, [{
+            "sentence_id": session.execute(select(Sentence.id).limit(1)).scalar_one(),
+            "model_version": "m", "label": "neutral", "p_escalation": 0.1,
+            "p_deescalation": float("1e-300"), "p_neutral": 0.9,
+        }], returning=None)
+    with store.session_scope(engine) as session:
+        feed = session.execute(select(Feed)).scalar_one()
+        article = session.execute(select(Article)).scalar_one()
+        sentences = session.execute(select(Sentence).order_by(Sentence.idx)).scalars().all()
+        prediction = session.execute(select(Prediction)).scalar_one()
+    assert (feed.kind, feed.tags, feed.enabled, feed.fulltext) == ("rss", [], True, "auto")
+    assert feed.consecutive_failures == 0 and feed.language is None
+    assert _aware(feed.created_at) >= before
+    assert article.url is None and article.title == 'Quote "x", {y}'
+    assert article.simhash == -(2**63) and article.countries == ""
+    assert _aware(article.published_at) == dt.datetime(2024, 8, 10, 12, 30, 15, 250000, dt.UTC)
+    assert [(s.start, s.end, s.text, s.countries) for s in sentences] == [
+        (0, 9, "s0", ""), (10, 19, "s1", ""), (20, 29, "s2", "")
+    ]
+    assert prediction.p_deescalation == 1e-300 and prediction.cues == []
+
+
+def test_upsert_inserts_and_updates_in_one_call(engine) -> None:
+    with store.session_scope(engine) as session:
+        store.insert_ignore(session, Feed, [_feed("a", last_status=200, enabled=True)])
+        store.upsert(session, Feed, [_feed("a", last_status=500, enabled=False),
+                                     _feed("b", last_status=None, enabled=False)],
+                     key=["name"], update=["last_status", "enabled"])
+    with store.session_scope(engine) as session:
+        rows = session.execute(
+            select(Feed.name, Feed.last_status, Feed.enabled).order_by(Feed.name)
+        ).all()
+    assert [tuple(r) for r in rows] == [("a", 500, False), ("b", None, False)]
