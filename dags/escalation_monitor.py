@@ -23,15 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pendulum
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-from airflow.sdk import CronDataIntervalTimetable, chain, dag, task
+from airflow.sdk import chain, dag, task
+from escmon_airflow import env, failure_notifier, quiet_skops_scan, schedule_from_env
 
 DAG_ID = "escalation_monitor"
 
@@ -53,38 +49,8 @@ MAIL_STAGES = frozenset({"send_alerts"})
 log = logging.getLogger(__name__)
 
 
-def env(name: str, default: str) -> str:
-    """An environment variable, or ``default`` when unset or blank."""
-    return os.environ.get(name, "").strip() or default
 
 
-@contextmanager
-def quiet_skops_scan() -> Iterator[None]:
-    """Silence skops' module scan on model load (it warns once per Airflow alias module)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
-        yield
-
-
-def schedule_from_env(default: str = "@daily") -> CronDataIntervalTimetable | None:
-    """``ESCMON_SCHEDULE`` as a data-interval timetable (``none`` = manual only).
-
-    A data-interval timetable gives each run the day it covers as its logical
-    date (the run for 2024-08-20 starts at 2024-08-21 00:00 UTC).
-    """
-    value = env("ESCMON_SCHEDULE", default)
-    if value.lower() in {"none", "off", "manual"}:
-        return None
-    return CronDataIntervalTimetable(value, timezone="UTC")
-
-
-def failure_notifier() -> SmtpNotifier:
-    """Mail a task's final failure (the provider's templates name the task and the log)."""
-    return SmtpNotifier(
-        to=[a.strip() for a in env("ESCMON_FAILURE_EMAIL", "ops@localhost").split(",")],
-        from_email=env("ESCMON_ALERT_FROM", "escmon@localhost"),
-        smtp_conn_id=env("ESCMON_SMTP_CONN_ID", "smtp_default"),
-    )
 
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -150,7 +116,7 @@ def stage_task(name: str):
 
 @dag(
     dag_id=DAG_ID,
-    schedule=schedule_from_env(),
+    schedule=schedule_from_env("ESCMON_SCHEDULE", "@daily"),
     start_date=pendulum.parse(env("ESCMON_START_DATE", "2026-11-01"), tz="UTC"),
     catchup=True,
     max_active_runs=1,

@@ -25,16 +25,13 @@ import logging
 import os
 import shutil
 import tempfile
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import dag, task
+from escmon_airflow import env, failure_notifier, quiet_skops_scan, schedule_from_env
 
 DAG_ID = "retrain_model"
 STAGING = ".staging"
@@ -43,25 +40,7 @@ DECISIONS_FILE = "promotions.jsonl"
 log = logging.getLogger(__name__)
 
 
-def env(name: str, default: str) -> str:
-    """An environment variable, or ``default`` when unset or blank."""
-    return os.environ.get(name, "").strip() or default
 
-
-@contextmanager
-def quiet_skops_scan() -> Iterator[None]:
-    """Silence skops' module scan on model load (it warns once per Airflow alias module)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
-        yield
-
-
-def schedule_from_env() -> CronDataIntervalTimetable | None:
-    """``ESCMON_RETRAIN_SCHEDULE`` (cron or preset); manual only when unset or ``none``."""
-    value = env("ESCMON_RETRAIN_SCHEDULE", "none")
-    if value.lower() in {"none", "off", "manual"}:
-        return None
-    return CronDataIntervalTimetable(value, timezone="UTC")
 
 
 # --- the decision (pure) ------------------------------------------------------------
@@ -193,17 +172,13 @@ DEFAULT_ARGS: dict[str, Any] = {
     "owner": "escmon",
     "retries": int(env("ESCMON_RETRIES", "1")),
     "retry_delay": dt.timedelta(minutes=10),
-    "on_failure_callback": SmtpNotifier(
-        to=[a.strip() for a in env("ESCMON_FAILURE_EMAIL", "ops@localhost").split(",")],
-        from_email=env("ESCMON_ALERT_FROM", "escmon@localhost"),
-        smtp_conn_id=env("ESCMON_SMTP_CONN_ID", "smtp_default"),
-    ),
+    "on_failure_callback": failure_notifier(),
 }
 
 
 @dag(
     dag_id=DAG_ID,
-    schedule=schedule_from_env(),
+    schedule=schedule_from_env("ESCMON_RETRAIN_SCHEDULE", "none"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

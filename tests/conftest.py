@@ -97,6 +97,24 @@ def engine(db_url: str):
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def site_server():
+    """A real HTTP server on 127.0.0.1 (see :class:`tests.http_site.Site`), one per module."""
+    from tests.http_site import Site
+
+    site = Site()
+    site.server.start()
+    yield site
+    site.server.stop()
+
+
+@pytest.fixture
+def site(site_server):
+    """The module's HTTP server with no routes and an empty request log."""
+    site_server.reset()
+    return site_server
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

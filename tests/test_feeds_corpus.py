@@ -27,7 +27,8 @@ from pipeline.feeds import Rejection, ingest_feeds, normalize_entry
 from pipeline.registry import FeedSpec, save_registry
 from pipeline.store import session_scope
 from pipeline.tables import Article, Feed, RejectedEntry
-from tests.test_feeds import DATA, Site
+from tests.http_site import Site
+from tests.test_feeds import DATA
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "feeds"
 REAL = sorted((CORPUS / "real").glob("*.xml"))

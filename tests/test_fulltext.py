@@ -16,24 +16,11 @@ from pipeline.fulltext import (
     page_charset,
     wants_fulltext,
 )
-from tests.test_feeds import Site, limits
+from tests.http_site import Site
+from tests.test_feeds import limits
 
 DATA = Path(__file__).parent / "data" / "feeds"
 ARTICLE = (DATA / "article.html").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def site_server() -> Iterator[Site]:
-    site = Site()
-    site.server.start()
-    yield site
-    site.server.stop()
-
-
-@pytest.fixture
-def site(site_server: Site) -> Site:
-    site_server.reset()
-    return site_server
 
 
 @pytest.fixture

@@ -47,4 +47,7 @@ def use_test_airflow_home() -> Path:
             "ESCMON_START_DATE": TEST_START_DATE,
         }
     )
+    # As Airflow does for its workers: DAG files import their helpers from the dags folder.
+    if str(DAGS_FOLDER) not in sys.path:
+        sys.path.append(str(DAGS_FOLDER))
     return home

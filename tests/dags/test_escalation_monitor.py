@@ -108,14 +108,14 @@ def test_run_day_is_the_logical_date_in_utc() -> None:
 
 
 def test_schedule_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dags.escalation_monitor import schedule_from_env
+    from escmon_airflow import schedule_from_env
 
     monkeypatch.setenv("ESCMON_SCHEDULE", "30 5 * * *")
-    assert schedule_from_env().expression == "30 5 * * *"
+    assert schedule_from_env("ESCMON_SCHEDULE", "@daily").expression == "30 5 * * *"
     monkeypatch.setenv("ESCMON_SCHEDULE", "none")
-    assert schedule_from_env() is None
+    assert schedule_from_env("ESCMON_SCHEDULE", "@daily") is None
     monkeypatch.delenv("ESCMON_SCHEDULE")
-    assert schedule_from_env().expression == "0 0 * * *"
+    assert schedule_from_env("ESCMON_SCHEDULE", "@daily").expression == "0 0 * * *"
 
 
 def test_daily_run_stores_the_day_and_a_rerun_adds_nothing(

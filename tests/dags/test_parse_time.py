@@ -44,6 +44,7 @@ sys.addaudithook(audit)
 sqlalchemy.create_engine = sqlalchemy.engine.create_engine = no_engine
 
 path = sys.argv[1]
+sys.path.append(path.rsplit("/", 1)[0])  # Airflow puts the dags folder on sys.path
 spec = importlib.util.spec_from_file_location("dag_under_test", path)
 module = importlib.util.module_from_spec(spec)
 before = set(sys.modules)

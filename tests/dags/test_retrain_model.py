@@ -56,13 +56,14 @@ def test_decide_same_version_is_unchanged() -> None:
     assert decide(card("1.0-a", 0.8), card("1.0-a", 0.8)).action == "unchanged"
 
 
-def test_schedule_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dags.retrain_model import schedule_from_env
+def test_retrain_is_manual_unless_scheduled(monkeypatch: pytest.MonkeyPatch) -> None:
+    from escmon_airflow import schedule_from_env
 
     monkeypatch.delenv("ESCMON_RETRAIN_SCHEDULE", raising=False)
-    assert schedule_from_env() is None
+    assert schedule_from_env("ESCMON_RETRAIN_SCHEDULE", "none") is None
     monkeypatch.setenv("ESCMON_RETRAIN_SCHEDULE", "@weekly")
-    assert schedule_from_env().expression == "0 0 * * 0"
+    assert schedule_from_env("ESCMON_RETRAIN_SCHEDULE", "none").expression == "0 0 * * 0"
+    assert load_dag("retrain_model").timetable is not None
 
 
 @pytest.fixture
