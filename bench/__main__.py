@@ -1,0 +1,7 @@
+"""``python -m bench [--articles N] [--output PATH] [--skip-postgres]``."""
+
+import sys
+
+from bench.runner import main
+
+sys.exit(main())

@@ -1,0 +1,61 @@
+"""Classify throughput: ours against the same scikit-learn pipeline's ``predict_proba``.
+
+The reference is ``model.pipeline.predict_proba(texts)``: one call, the fitted pipeline
+that ``load_model`` returns, on exactly the sentences our side scored. Two of ours:
+
+* ``api``: :meth:`pipeline.classify.Classifier.predict` on the same texts in memory;
+* ``stage``: the classify stage of the end-to-end run (reading sentences, predicting,
+  writing predictions), whose scored sentences are read back to build the texts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from pipeline.store import make_engine, session_scope
+
+
+def scored_texts(url: str) -> list[str]:
+    """The texts of every sentence with a prediction at ``url``, in sentence order."""
+    from pipeline.tables import Prediction, Sentence
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            query = (
+                select(Sentence.text)
+                .where(Sentence.id.in_(select(Prediction.sentence_id)))
+                .order_by(Sentence.id)
+            )
+            return list(session.execute(query).scalars())
+    finally:
+        engine.dispose()
+
+
+def _seconds(call, *args) -> float:
+    started = time.perf_counter()
+    call(*args)
+    return time.perf_counter() - started
+
+
+def run(models_dir: Path, texts: Sequence[str]) -> dict[str, float]:
+    """``raw_sentences_per_s``, ``api_sentences_per_s``, ``api_ratio_to_raw`` on ``texts``."""
+    from pipeline.classify import load_model
+
+    model = load_model(models_dir)
+    texts = list(texts)
+    model.pipeline.predict_proba(texts[:64] or ["warm up."])  # lazy imports, caches
+    raw = _seconds(model.pipeline.predict_proba, texts)
+    api = _seconds(model.predict, texts)
+    n = len(texts)
+    return {
+        "sentences": float(n),
+        "raw_seconds": raw,
+        "raw_sentences_per_s": n / raw if raw else 0.0,
+        "api_sentences_per_s": n / api if api else 0.0,
+        "api_ratio_to_raw": api / raw if raw else 0.0,
+    }

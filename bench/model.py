@@ -1,0 +1,42 @@
+"""A model for the classify benchmarks, fitted so it always matches the current code.
+
+``escmon train`` also cross-validates and scores the dev set (seconds the bench does not
+need); here the one factory, :func:`pipeline.classify.build_pipeline`, is fitted on the
+same seed labels and saved under the name :func:`pipeline.classify.load_model` expects.
+The fitted file is cached in the system temporary folder under its model version (a hash
+of the training rows, the parameters and the lexicon) and the scikit-learn version, so
+reruns of the bench and of its test skip the fit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = Path(tempfile.gettempdir()) / "escmon-bench-models"
+
+
+def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds") -> str:
+    """Put a model fitted on ``seeds_dir`` labels into ``models_dir``; return its version."""
+    import sklearn
+    import skops.io as sio
+
+    from pipeline.classify import MODEL_NAME, build_pipeline, load_training_data, model_version
+
+    rows = load_training_data(seeds_dir)
+    pipeline = build_pipeline(random_state=0)
+    version = model_version(rows, pipeline)
+    name = f"{MODEL_NAME}-{version}.skops"
+    cached = CACHE / f"sklearn-{sklearn.__version__}" / name
+    models_dir.mkdir(parents=True, exist_ok=True)
+    if not cached.is_file():
+        pipeline.fit([text for text, _ in rows], [label for _, label in rows])
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{name}.{uuid.uuid4().hex}.partial")
+        sio.dump(pipeline, partial)
+        partial.replace(cached)  # atomic: a parallel run never reads half a file
+    shutil.copyfile(cached, models_dir / name)
+    return version
