@@ -256,12 +256,22 @@ def evidence_for(
             "publisher": row.publisher,
             "url": row.url,
             "probability": round(float(row.p_escalation), 4),
-            "cues": row.cues or [],
+            "cues": row.cues or _explain(row.text),
             "model_version": row.model_version,
         })
         if len(evidence) >= limit:
             break
     return evidence
+
+
+def _explain(text: str) -> list[dict[str, Any]]:
+    """The lexicon cues in ``text``: computed here, for the few evidence sentences only,
+    rather than for every flagged sentence in the classify stage (a hot path)."""
+    from dataclasses import asdict
+
+    from pipeline.lexicon import explain
+
+    return [asdict(match) for match in explain(text)]
 
 
 def monitoring_start(session: Session) -> dt.date | None:

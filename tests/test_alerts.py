@@ -420,3 +420,11 @@ def test_smtp_overrides_from_an_airflow_connection(monkeypatch) -> None:
     config = SmtpConfig.from_settings(Settings(alert_to=["x@example.test"]), overrides)
     assert (config.host, config.port, config.starttls, config.ssl) == (
         "mail.example.test", 2525, True, False)
+
+
+def test_evidence_without_stored_cues_is_explained_from_the_lexicon() -> None:
+    from pipeline.alerts import _explain, cue_labels
+
+    cues = _explain("Russia deployed additional troops to the border on Monday.")
+    assert cues and {"text", "code", "polarity"} <= set(cues[0])
+    assert any("CAMEO" in label for label in cue_labels(cues))

@@ -101,6 +101,20 @@ def test_no_labels_files_is_an_error(tmp_path: Path):
         load_training_data(tmp_path)
 
 
+def test_guide_examples_are_unique_and_give_a_reason():
+    """Every guide row says why it has its label, and no text appears twice across files."""
+    seen: set[str] = set()
+    for path in sorted(SEEDS.glob("guide_*.labels.jsonl")):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            row = json.loads(line)
+            assert isinstance(row.get("reason"), str) and row["reason"].strip(), \
+                f"{path.name}:{lineno}"
+            key = row["text"].strip().lower()
+            assert key not in seen, f"{path.name}:{lineno} repeats {row['text']!r}"
+            seen.add(key)
+    assert len(seen) > 3000
+
+
 def test_train_writes_model_and_cards(trained):
     _, models, card = trained
     stem = f"{card['name']}-{card['version']}"
@@ -270,8 +284,7 @@ def test_classify_stage_scores_english_sentences_once(engine, trained) -> None:
     assert all(p.model_version == classifier.version for _, p in rows)
     assert abs(sum((rows[0][1].p_escalation, rows[0][1].p_deescalation,
                     rows[0][1].p_neutral)) - 1) < 1e-9
-    assert rows[0][1].cues and rows[0][1].cues[0]["polarity"] == "escalation"
-    assert rows[2][1].cues == []
+    assert all(p.cues == [] for _, p in rows)  # computed for alert evidence only
 
 
 def test_new_model_rescores_only_when_asked(engine, trained, tmp_path) -> None:
