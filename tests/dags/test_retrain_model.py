@@ -20,7 +20,7 @@ def card(version: str, cv: float, dev: float | None = None, refs: str = "r1") ->
 
 
 def test_decide_promotes_the_first_model() -> None:
-    from dags.retrain_model import decide
+    from pipeline.promote import decide
 
     decision = decide(card("1.0-a", 0.5), None)
     assert decision.promote and decision.reason == "no current model"
@@ -31,7 +31,7 @@ def test_decide_promotes_the_first_model() -> None:
     [(0.81, 0.80, "promote"), (0.80, 0.80, "promote"), (0.79, 0.80, "reject")],
 )
 def test_decide_promotes_only_when_not_worse(new: float, old: float, action: str) -> None:
-    from dags.retrain_model import decide
+    from pipeline.promote import decide
 
     decision = decide(card("1.0-new", new), card("1.0-old", old))
     assert decision.action == action
@@ -40,7 +40,7 @@ def test_decide_promotes_only_when_not_worse(new: float, old: float, action: str
 
 
 def test_decide_prefers_the_dev_set_when_both_scored_the_same_one() -> None:
-    from dags.retrain_model import decide
+    from pipeline.promote import decide
 
     better_cv_worse_dev = decide(card("1.0-new", 0.9, dev=0.6), card("1.0-old", 0.8, dev=0.7))
     assert better_cv_worse_dev.action == "reject"
@@ -51,7 +51,7 @@ def test_decide_prefers_the_dev_set_when_both_scored_the_same_one() -> None:
 
 
 def test_decide_same_version_is_unchanged() -> None:
-    from dags.retrain_model import decide
+    from pipeline.promote import decide
 
     assert decide(card("1.0-a", 0.8), card("1.0-a", 0.8)).action == "unchanged"
 
