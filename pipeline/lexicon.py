@@ -4,8 +4,9 @@ The lexicon (``pipeline/data/cameo_lexicon.tsv``, see ``LEXICON.md``) maps cue p
 event codes. ``CueFeatures`` turns sentences into counts of cues per CAMEO root and polarity,
 split by the state of each cue: affirmed, negated ("will not send troops"), hypothetical
 ("could close the border"), stopped ("halted strikes", "talks collapsed") or threatened
-("threatened to expel"). Matching is one pass over the tokens with dictionary look-ups, so the
-transformer keeps up with the TF-IDF part of the pipeline.
+("threatened to expel"). Matching visits only the positions whose token can start a cue or
+an actor name (found in one scan per sentence) and skips context checks that cannot succeed,
+so the transformer keeps up with the TF-IDF part of the pipeline.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -84,17 +86,25 @@ THREATS = frozenset({
 BREAKS = frozenset({",", ";", ":", "but", "while", "although", "though", "whereas", "as",
                     "because", "after", "before", "since", "despite", "when", "which", "who",
                     "that", "(", ")", "—", "–", "-"})
+_STATE_WORDS = NEGATORS | STOPPERS | THREATS | HEDGES | INTENTS | BREAKS | {"."}
+_AFTER_DEESC = BREAKS | BREAKDOWNS
+_AFTER_ESC = BREAKS | ENDERS
 NEGATION_WINDOW = 4
 HEDGE_WINDOW = 6
 CONTEXT_WINDOW = 6
 
-_TOKEN_RE = re.compile(r"n't|\w+(?:[-'’]\w+)*|[^\w\s]")
+# Possessive quantifiers: nothing follows in the alternative, so the match is the same as
+# with greedy ones, without the backtracking bookkeeping. "’" is replaced before matching.
+_TOKEN_RE = re.compile(r"n't|\w++(?:[-']\w++)*+|[^\w\s]")
 _NT_RE = re.compile(r"(\w)n['’]t\b")
 
 
 def tokenize(text: str) -> list[str]:
     """Lowercase word tokens; "didn't" -> "did", "n't"; punctuation kept as tokens."""
-    return _TOKEN_RE.findall(_NT_RE.sub(r"\1 n't", text.lower()).replace("’", "'"))
+    low = text.lower()
+    if "n't" in low or "n’t" in low:  # the substitution is a no-op otherwise
+        low = _NT_RE.sub(r"\1 n't", low)
+    return _TOKEN_RE.findall(low.replace("’", "'"))
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,25 @@ class Lexicon:
     # rival pairs of actor codes, and every code that is a party to one
     dyads: frozenset[frozenset[str]] = field(default_factory=frozenset)
     parties: frozenset[str] = field(default_factory=frozenset)
+    # Derived from ``phrases`` / ``actors`` / ``patterns`` (see ``_split_index``): the first
+    # tokens as a set, to find candidate positions with one C-level set operation, and per
+    # first token the multi-token tables, the set of their second tokens and the 1-token table.
+    phrase_starts: frozenset[str] = field(default_factory=frozenset)
+    phrase_index: dict[str, tuple] = field(default_factory=dict)
+    actor_starts: frozenset[str] = field(default_factory=frozenset)
+    actor_index: dict[str, tuple] = field(default_factory=dict)
+    any_starts: frozenset[str] = field(default_factory=frozenset)
+    # first token of a cue or an actor -> the tokens that may follow it for a match to be
+    # possible there, or None when any may (it is a 1-token cue or actor itself)
+    start_gates: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    # block -> (tokens that yield an anchor after the verb, tokens that yield one before it):
+    # the anchors themselves plus every token whose synsets include one
+    block_triggers: dict[str, tuple[frozenset[str], frozenset[str]]] = field(
+        default_factory=dict)
+    # verb form -> the union of its blocks' triggers (after, before): no pattern can apply
+    # when neither window holds one
+    verb_triggers: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]] = field(
+        default_factory=dict)
 
 
 def parse_lexicon(text: str) -> Lexicon:
@@ -206,19 +235,103 @@ def parse_lexicon(text: str) -> Lexicon:
     for items in entries.values():
         items.sort(key=_priority)
     flat_actors = {k: v for table in actors.values() for k, v in table.items()}
+    phrases, actor_phrases = _by_length(entries), _by_length(flat_actors)
+    frozen_synsets = {t: frozenset(s) for t, s in synsets_of.items()}
+    block_anchors = _block_anchors(patterns)
+    block_triggers = _block_triggers(block_anchors, frozen_synsets)
+    verb_blocks = {k: tuple(dict.fromkeys(v)) for k, v in blocks_of.items()}
+    verb_triggers = _verb_triggers(verb_blocks, block_triggers)
     return Lexicon(
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        phrases=_by_length(entries),
+        phrases=phrases,
         patterns=patterns,
-        synsets_of={t: frozenset(s) for t, s in synsets_of.items()},
-        blocks_of={k: tuple(dict.fromkeys(v)) for k, v in blocks_of.items()},
+        synsets_of=frozen_synsets,
+        blocks_of=verb_blocks,
         n_rows=len(lines) - 1,
         blocks_with_patterns=frozenset(b for b, _ in patterns),
-        block_anchors=_block_anchors(patterns),
-        actors=_by_length(flat_actors),
+        block_anchors=block_anchors,
+        actors=actor_phrases,
         dyads=frozenset(dyads),
         parties=frozenset(code for pair in dyads for code in pair),
+        phrase_starts=frozenset(phrases),
+        phrase_index=_phrase_index(phrases, verb_triggers),
+        actor_starts=frozenset(actor_phrases),
+        actor_index=_split_index(actor_phrases),
+        any_starts=frozenset(phrases) | frozenset(actor_phrases),
+        start_gates=_start_gates(_split_index(phrases), _split_index(actor_phrases)),
+        block_triggers=block_triggers,
+        verb_triggers=verb_triggers,
     )
+
+
+def _split_index(by_length: dict) -> dict[str, tuple]:
+    """first token -> (multi-token tables longest first, their second tokens, 1-token table).
+
+    Lets the matchers skip building key tuples when the next token cannot continue a phrase.
+    """
+    out = {}
+    for first, groups in by_length.items():
+        multi = tuple((k, table) for k, table in groups if k > 1)
+        seconds = frozenset(key[1] for _, table in multi for key in table)
+        single = next((table[first,] for k, table in groups if k == 1), None)
+        out[first] = (multi, seconds, single)
+    return out
+
+
+def _start_gates(*indexes: dict[str, tuple]) -> dict[str, frozenset[str] | None]:
+    gates: dict[str, frozenset[str] | None] = {}
+    for index in indexes:
+        for first, (_, seconds, single) in index.items():
+            if single is not None or (first in gates and gates[first] is None):
+                gates[first] = None
+            else:
+                gates[first] = seconds | gates.get(first, frozenset())
+    return gates
+
+
+def _phrase_index(phrases: dict, verb_triggers: dict) -> dict[str, tuple]:
+    """``_split_index`` plus, for the 1-token cue, its resolution when it needs no context.
+
+    (multi, seconds, items, fixed, triggers): ``fixed`` is the cue ``_resolve`` returns
+    whatever the context (the first entry is a plain non-verb one); ``triggers`` is set for a
+    verb form without entries of its own, which resolves only through a pattern.
+    """
+    out = {}
+    for first, (multi, seconds, items) in _split_index(phrases).items():
+        fixed = trig = None
+        if items:
+            cue, ctx = items[0]
+            if not ctx and cue.kind != "verb":
+                fixed = cue
+        elif items is not None:
+            trig = verb_triggers.get((first,), (frozenset(), frozenset()))
+        out[first] = (multi, seconds, items, fixed, trig)
+    return out
+
+
+def _verb_triggers(verb_blocks: dict[tuple[str, ...], tuple[tuple[str, str], ...]],
+                   block_triggers: dict[str, tuple[frozenset[str], frozenset[str]]]
+                   ) -> dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]]:
+    out = {}
+    for key, blocks in verb_blocks.items():
+        after: set[str] = set()
+        before: set[str] = set()
+        for block, _ in blocks:
+            if block in block_triggers:
+                after |= block_triggers[block][0]
+                before |= block_triggers[block][1]
+        out[key] = (frozenset(after), frozenset(before))
+    return out
+
+
+def _block_triggers(block_anchors: dict[str, tuple[frozenset[str], frozenset[str]]],
+                    synsets_of: dict[str, frozenset[str]]
+                    ) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Per block, the window tokens that can yield a wanted anchor (itself or a synset)."""
+    def triggers(wanted: frozenset[str]) -> frozenset[str]:
+        return wanted | {t for t, names in synsets_of.items() if not names.isdisjoint(wanted)}
+
+    return {b: (triggers(after), triggers(before)) for b, (after, before) in block_anchors.items()}
 
 
 def _block_anchors(patterns: dict) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
@@ -280,8 +393,7 @@ def load_lexicon(path: str | Path | None = None) -> Lexicon:
 
 
 # ----------------------------------------------------------------------------- matching
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):  # a tuple: cheaper to build than a frozen dataclass
     start: int
     end: int
     cue: Cue
@@ -290,27 +402,55 @@ class _Hit:
 
 def match(tokens: Sequence[str], lex: Lexicon) -> list[_Hit]:
     """Greedy longest-match cues, each resolved by patterns/context and given a state."""
+    starts = lex.phrase_starts
+    if starts.isdisjoint(tokens):
+        return []
+    return _match_at(tokens, [i for i, t in enumerate(tokens) if t in starts], lex)
+
+
+def _match_at(tokens: Sequence[str], positions: list[int], lex: Lexicon) -> list[_Hit]:
+    """:func:`match`, visiting only ``positions`` (ascending; a superset of the positions of
+    tokens that start a cue phrase; the others are skipped)."""
     hits: list[_Hit] = []
-    phrases = lex.phrases
+    index = lex.phrase_index
     n = len(tokens)
-    i = 0
-    while i < n:
-        cands = phrases.get(tokens[i])
-        if cands is None:
-            i += 1
+    nxt = 0  # the first position not covered by the previous match
+    for i in positions:
+        if i < nxt:
             continue
-        for k, table in cands:
-            key = tuple(tokens[i:i + k])
-            items = table.get(key)
-            if items is None:
-                continue
-            cue = _resolve(tokens, i, i + k, key, items, lex)
-            if cue is not None:
-                if cue.code:  # an empty code marks a name that merely contains cue words
-                    hits.append(_Hit(i, i + k, cue, _state(tokens, i, i + k, cue)))
-                i += k - 1
-                break
-        i += 1
+        tok = tokens[i]
+        entry = index.get(tok)
+        if entry is None:
+            continue
+        multi, seconds, single, fixed, trig = entry
+        end = 0
+        if multi and i + 1 < n and tokens[i + 1] in seconds:
+            for k, table in multi:
+                if i + k > n:
+                    continue
+                key = tuple(tokens[i:i + k])
+                items = table.get(key)
+                if items is None:
+                    continue
+                cue = _resolve(tokens, i, i + k, key, items, lex)
+                if cue is not None:
+                    end = i + k
+                    break
+        if not end and single is not None:
+            if fixed is not None:
+                cue, end = fixed, i + 1
+            elif trig is not None and (
+                    trig[0].isdisjoint(tokens[i + 1:i + 1 + CONTEXT_WINDOW])
+                    and trig[1].isdisjoint(tokens[max(0, i - CONTEXT_WINDOW):i])):
+                pass  # a verb form that only resolves through a pattern, and none applies
+            else:
+                cue = _resolve(tokens, i, i + 1, (tok,), single, lex)
+                if cue is not None:
+                    end = i + 1
+        if end:
+            if cue.code:  # an empty code marks a name that merely contains cue words
+                hits.append(_Hit(i, end, cue, _state(tokens, i, end, cue)))
+            nxt = end
     return hits
 
 
@@ -324,7 +464,12 @@ def _resolve(tokens: Sequence[str], start: int, end: int, key: tuple[str, ...],
         if cue.kind == "verb":
             break  # CAMEO patterns outrank the verb's own code
         return cue
-    pattern_cue = _pattern_for(tokens, start, end, lex.blocks_of.get(key, ()), lex)
+    triggers = lex.verb_triggers.get(key)
+    pattern_cue = None
+    if triggers is not None and not (
+            triggers[0].isdisjoint(tokens[end:end + CONTEXT_WINDOW])
+            and triggers[1].isdisjoint(tokens[max(0, start - CONTEXT_WINDOW):start])):
+        pattern_cue = _pattern_for(tokens, start, end, lex.blocks_of.get(key, ()), lex)
     if pattern_cue is not None:
         return pattern_cue if pattern_cue.code else None
     for cue, ctx in items:
@@ -337,13 +482,19 @@ def _context_near(tokens: Sequence[str], start: int, end: int,
                   ctx: tuple[tuple[str, ...], ...]) -> bool:
     """Any context alternative within the window before or after the cue (plural-blind)."""
     lo, hi = max(0, start - CONTEXT_WINDOW), min(len(tokens), end + CONTEXT_WINDOW)
-    window = [_singular(t) for t in (*tokens[lo:start], *tokens[end:hi])]
+    # _singular inlined: this runs for every context-gated cue
+    window = [t[:-1] if len(t) > 3 and t.endswith("s") and not t.endswith("ss") else t
+              for t in (*tokens[lo:start], *tokens[end:hi])]
     present = set(window)
-    for alt in ctx:
-        last = _singular(alt[-1])
-        if last in present and (len(alt) == 1 or _in_order(window, [_singular(a) for a in alt])):
+    for alt in _singular_alts(ctx):
+        if alt[-1] in present and (len(alt) == 1 or _in_order(window, alt)):
             return True
     return False
+
+
+@lru_cache(maxsize=8192)
+def _singular_alts(ctx: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(_singular(a) for a in alt) for alt in ctx)
 
 
 def _singular(tok: str) -> str:
@@ -362,12 +513,15 @@ def _pattern_for(tokens: Sequence[str], start: int, end: int,
     after = tokens[end:end + CONTEXT_WINDOW]
     before = tokens[max(0, start - CONTEXT_WINDOW):start]
     synsets_of = lex.synsets_of
+    triggers = lex.block_triggers
     for block, lemma in blocks:
         anchors = lex.block_anchors.get(block)
         if anchors is None:
             continue
-        for side, window, wanted in ((1, after, anchors[0]), (0, before, anchors[1])):
-            if not wanted:
+        trig_after, trig_before = triggers[block]
+        for side, window, wanted, trig in ((1, after, anchors[0], trig_after),
+                                           (0, before, anchors[1], trig_before)):
+            if not wanted or trig.isdisjoint(window):
                 continue
             for tok in window:
                 for anchor in (tok, *synsets_of.get(tok, ())):
@@ -398,7 +552,11 @@ def _in_order_syn(window: Sequence[str], words: Sequence[str],
 def _state(tokens: Sequence[str], start: int, end: int, cue: Cue) -> str:
     """affirmed / negated / hypothetical / stopped / threat / intent, from nearby words."""
     negated = stopped = hedged = threat = intent = False
-    for j in range(start - 1, max(-1, start - HEDGE_WINDOW - 1), -1):
+    if _STATE_WORDS.isdisjoint(tokens[max(0, start - HEDGE_WINDOW):start]):
+        lo = start  # no word before the cue can change its state: skip the loop
+    else:
+        lo = max(-1, start - HEDGE_WINDOW - 1)
+    for j in range(start - 1, lo, -1):
         tok = tokens[j]
         if tok in BREAKS or tok == ".":
             break
@@ -415,8 +573,12 @@ def _state(tokens: Sequence[str], start: int, end: int, cue: Cue) -> str:
             intent = True
     if not stopped:
         # after the cue: "talks collapsed" (a breakdown), "sanctions will soon end" (lifted)
-        enders = BREAKDOWNS if cue.polarity == "deescalation" else ENDERS
-        for tok in tokens[end:end + 5]:
+        deesc = cue.polarity == "deescalation"
+        enders = BREAKDOWNS if deesc else ENDERS
+        after = tokens[end:end + 5]
+        if (_AFTER_DEESC if deesc else _AFTER_ESC).isdisjoint(after):
+            after = ()
+        for tok in after:
             if tok in BREAKS:
                 break
             if tok in enders:
@@ -446,20 +608,40 @@ def explain(text: str, lexicon: Lexicon | None = None) -> list[CueMatch]:
 # ----------------------------------------------------------------------------- features
 def match_actors(tokens: Sequence[str], lex: Lexicon) -> list[tuple[int, int, str, str]]:
     """Greedy longest-match actor mentions: (start, end, actor class, code)."""
-    out = []
-    actors = lex.actors
+    starts = lex.actor_starts
+    if starts.isdisjoint(tokens):
+        return []
+    return _actors_at(tokens, [i for i, t in enumerate(tokens) if t in starts], lex)
+
+
+def _actors_at(tokens: Sequence[str], positions: list[int], lex: Lexicon
+               ) -> list[tuple[int, int, str, str]]:
+    """:func:`match_actors`, visiting only ``positions`` (as in :func:`_match_at`)."""
+    out: list[tuple[int, int, str, str]] = []
+    index = lex.actor_index
     n = len(tokens)
-    i = 0
-    while i < n:
-        cands = actors.get(tokens[i])
-        if cands is not None:
-            for k, table in cands:
-                found = table.get(tuple(tokens[i:i + k]))
+    nxt = 0  # the first position not covered by the previous mention
+    for i in positions:
+        if i < nxt:
+            continue
+        entry = index.get(tokens[i])
+        if entry is None:
+            continue
+        multi, seconds, single = entry
+        if multi and i + 1 < n and tokens[i + 1] in seconds:
+            for k, table in multi:
+                found = table.get(tuple(tokens[i:i + k])) if i + k <= n else None
                 if found is not None:
                     out.append((i, i + k, found[0], found[1]))
-                    i += k - 1
+                    nxt = i + k
                     break
-        i += 1
+            else:
+                found = None
+            if found is not None:
+                continue
+        if single is not None:
+            out.append((i, i + 1, single[0], single[1]))
+            nxt = i + 1
     return out
 
 
@@ -521,66 +703,97 @@ def sentence_entries(text: str, lex: Lexicon) -> dict[int, float]:
     """
     row: dict[int, float] = {}
     tokens = tokenize(text)
-    hits = match(tokens, lex)
-    net = 0.0
-    first_sub = next((i for i, t in enumerate(tokens) if t in SUBORDINATORS), len(tokens))
-    first_pol = ""
-    affirmed: dict[str, int] = {}
-
-    def add(col: int, value: float = 1.0) -> None:
-        row[col] = row.get(col, 0.0) + value
-
-    for h in hits:
-        pol, state, root = h.cue.polarity, h.state, h.cue.root
-        if (root, state) in _ROOT_INDEX:
-            add(_ROOT_INDEX[root, state])
-        if (pol, state) in _POL_INDEX:
-            add(_POL_INDEX[pol, state])
-        esc, de = _ESC.get(pol, 0.0), _DEESC.get(pol, 0.0)
-        if state == "stopped" and esc:
-            # halting a hostile move is a de-escalation ("halted strikes", "lifted sanctions")
-            affirmed["deescalation"] = affirmed.get("deescalation", 0) + 1
-            add(_MAIN_INDEX["deescalation", "main" if h.start < first_sub else "sub"])
-        if state in {"negated", "stopped"}:
-            if esc:
-                add(_RESTRAINT)
-            if de and state == "stopped":  # "talks collapsed"; "denied a ceasefire" is neither
-                add(_BREAKDOWN)
-            net += (de if state == "stopped" else 0.0) - esc
-        elif state in {"affirmed", "threat", "intent"}:
-            net += esc - de
-            affirmed[pol] = affirmed.get(pol, 0) + 1
-            if pol in _FIRST_INDEX:
-                add(_MAIN_INDEX[pol, "main" if h.start < first_sub else "sub"])
-                if not first_pol:
-                    first_pol = pol
-    if first_pol:
-        row[_FIRST_INDEX[first_pol]] = 2.0  # halved to 1 below
+    hits, actors = [], []
+    if not lex.any_starts.isdisjoint(tokens):
+        # one scan for the candidate positions of both matchers: a token that starts only
+        # longer phrases counts when the next token can continue one
+        gates = lex.start_gates
+        last = len(tokens) - 1
+        positions = [i for i, t in enumerate(tokens) if t in gates]
+        positions = [i for i in positions if (g := gates[tokens[i]]) is None
+                     or (i < last and tokens[i + 1] in g)]
+        if positions:
+            hits, actors = _match_at(tokens, positions, lex), _actors_at(tokens, positions, lex)
+    net, affirmed = _add_hits(row, hits, tokens) if hits else (0.0, None)
     parties: set[str] = set()
     anchored = False
-    for _, _, cls, code in match_actors(tokens, lex):
+    for _, _, cls, code in actors:
         if code in lex.parties:
             parties.add(code)
         if cls == "actor_country":
             anchored = True
         elif cls in _ACTOR_INDEX:
-            add(_ACTOR_INDEX[cls])
+            col = _ACTOR_INDEX[cls]
+            row[col] = row.get(col, 0.0) + 1.0
             anchored = anchored or cls in _ANCHORS
-    rival = any(frozenset((a, b)) in lex.dyads for a in parties for b in parties if a < b)
-    where = ("rival" if rival else "party" if parties else
-             "anchored" if anchored else "unanchored")
-    for pol, count in affirmed.items():
-        if (pol, where) in _ANCHOR_INDEX:
-            add(_ANCHOR_INDEX[pol, where], count)
+    if affirmed:
+        where = ("rival" if _rivals(parties, lex.dyads) else "party" if parties else
+                 "anchored" if anchored else "unanchored")
+        for pol, count in affirmed.items():
+            col = _ANCHOR_INDEX.get((pol, where))
+            if col is not None:
+                row[col] = row.get(col, 0.0) + count
     for col, value in row.items():
         row[col] = min(value, 2.0) / 2.0
     if net:
         row[_NET] = math.tanh(net)
-    flags = (text.rstrip().endswith("?"), len(tokens) <= 8)
-    for offset, flag in enumerate(flags):
-        if flag:
-            row[_FLAG0 + offset] = 1.0
+    if text.rstrip().endswith("?"):
+        row[_FLAG0] = 1.0
+    if len(tokens) <= 8:
+        row[_FLAG0 + 1] = 1.0
     return row
+
+
+def _rivals(parties: set[str], dyads: frozenset[frozenset[str]]) -> bool:
+    return len(parties) > 1 and any(
+        frozenset((a, b)) in dyads for a in parties for b in parties if a < b)
+
+
+def _add_hits(row: dict[int, float], hits: list[_Hit], tokens: Sequence[str]
+              ) -> tuple[float, dict[str, int]]:
+    """Add the cue counts of ``hits`` to ``row``; return (net escalation, affirmed per polarity).
+
+    ``affirmed`` counts the moves that are made (affirmed, threatened or intended), a halted
+    escalation counting as a de-escalation.
+    """
+    get = row.get
+    net = 0.0
+    first_sub = len(tokens)
+    if not SUBORDINATORS.isdisjoint(tokens):
+        first_sub = next(i for i, t in enumerate(tokens) if t in SUBORDINATORS)
+    first_pol = ""
+    affirmed: dict[str, int] = {}
+    for start, _, cue, state in hits:
+        pol = cue.polarity
+        col = _ROOT_INDEX.get((cue.code[:2], state))
+        if col is not None:
+            row[col] = get(col, 0.0) + 1.0
+        col = _POL_INDEX.get((pol, state))
+        if col is not None:
+            row[col] = get(col, 0.0) + 1.0
+        esc, de = _ESC.get(pol, 0.0), _DEESC.get(pol, 0.0)
+        if state == "stopped" and esc:
+            # halting a hostile move is a de-escalation ("halted strikes", "lifted sanctions")
+            affirmed["deescalation"] = affirmed.get("deescalation", 0) + 1
+            col = _MAIN_INDEX["deescalation", "main" if start < first_sub else "sub"]
+            row[col] = get(col, 0.0) + 1.0
+        if state == "negated" or state == "stopped":
+            if esc:
+                row[_RESTRAINT] = get(_RESTRAINT, 0.0) + 1.0
+            if de and state == "stopped":  # "talks collapsed"; "denied a ceasefire" is neither
+                row[_BREAKDOWN] = get(_BREAKDOWN, 0.0) + 1.0
+            net += (de if state == "stopped" else 0.0) - esc
+        elif state == "affirmed" or state == "threat" or state == "intent":
+            net += esc - de
+            affirmed[pol] = affirmed.get(pol, 0) + 1
+            if pol in _FIRST_INDEX:
+                col = _MAIN_INDEX[pol, "main" if start < first_sub else "sub"]
+                row[col] = get(col, 0.0) + 1.0
+                if not first_pol:
+                    first_pol = pol
+    if first_pol:
+        row[_FIRST_INDEX[first_pol]] = 2.0  # halved to 1 below
+    return net, affirmed
 
 
 def sentence_features(text: str, lex: Lexicon | None = None) -> np.ndarray:
@@ -621,9 +834,10 @@ class CueFeatures(TransformerMixin, BaseEstimator):
         indptr, indices, data = [0], [], []
         for text in texts:
             entries = sentence_entries(text, lex)
-            cols = sorted(entries)
-            indices.extend(cols)
-            data.extend(entries[c] for c in cols)
+            if entries:
+                cols = sorted(entries)
+                indices += cols
+                data += [entries[c] for c in cols]
             indptr.append(len(indices))
         return sp.csr_matrix(
             (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int32),

@@ -188,3 +188,38 @@ def test_transform_is_fast_enough():
     start = time.perf_counter()
     cf.transform(texts)
     assert 2000 / (time.perf_counter() - start) > 2000  # ~25k/s unloaded; generous for CI
+
+
+_FIXTURE = Path(__file__).parent / "data" / "lexicon_features.npz"
+
+
+def test_transform_matches_the_recorded_features():
+    # tests/data/lexicon_features.npz: ~200 real feed and seed sentences (chosen to cover every
+    # feature column that fires on them) with the features of the code before the matchers were
+    # optimized. Any change here changes what the shipped model sees: regenerate deliberately.
+    data = np.load(_FIXTURE)
+    texts, expected = data["texts"].tolist(), data["features"]
+    assert len(texts) >= 200 and expected.shape == (len(texts), len(feature_names()))
+    got = CueFeatures().fit([]).transform(texts).toarray()
+    assert got.dtype == expected.dtype
+    diff = np.flatnonzero((got != expected).any(axis=1))
+    assert not diff.size, [(texts[i], np.flatnonzero(got[i] != expected[i])) for i in diff[:5]]
+    assert np.array_equal(got, expected)
+    rows = np.vstack([sentence_features(t) for t in texts[:50]])
+    assert np.array_equal(rows, expected[:50])
+
+
+def test_matches_are_greedy_and_do_not_overlap():
+    from itertools import pairwise
+
+    from pipeline.lexicon import match, match_actors
+
+    lex = load_lexicon()
+    text = ("The United States and China did not agree to lift sanctions, while the Russian "
+            "armed forces struck Kyiv and Hamas threatened to abandon ceasefire talks.")
+    tokens = tokenize(text)
+    hits, actors = match(tokens, lex), match_actors(tokens, lex)
+    assert hits and actors
+    assert all(a.end <= b.start for a, b in pairwise(hits))
+    assert all(a[1] <= b[0] for a, b in pairwise(actors))
+    assert [" ".join(tokens[h.start:h.end]) for h in hits] == [m.text for m in explain(text)]
