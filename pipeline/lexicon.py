@@ -523,8 +523,9 @@ def _pattern_for(tokens: Sequence[str], start: int, end: int,
                                            (0, before, anchors[1], trig_before)):
             if not wanted or trig.isdisjoint(window):
                 continue
+            # synsets sorted: a frozenset's order depends on the hash seed
             for tok in window:
-                for anchor in (tok, *synsets_of.get(tok, ())):
+                for anchor in (tok, *sorted(synsets_of.get(tok, ()))):
                     if anchor not in wanted:
                         continue
                     for pre, post, cue, only in lex.patterns[block, anchor]:
