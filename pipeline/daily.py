@@ -107,7 +107,7 @@ def _signals(ctx: RunContext) -> dict[str, int]:
     from pipeline.signals import compute_signals
 
     days = [ctx.day - dt.timedelta(days=back) for back in range(SIGNAL_LOOKBACK_DAYS, -1, -1)]
-    return compute_signals(ctx.engine, days=days)
+    return compute_signals(ctx.engine, days=days, only_changed=True)
 
 
 def _detect(ctx: RunContext) -> dict[str, int]:

@@ -297,18 +297,39 @@ def load_groups(
     ]
 
 
+def up_to_date_days(session: Session, days: Sequence[dt.date]) -> set[dt.date]:
+    """Days whose signals were computed after the newest prediction of their articles."""
+    newer_prediction = (
+        select(Prediction.id)
+        .join(Sentence, Sentence.id == Prediction.sentence_id)
+        .join(Article, Article.id == Sentence.article_id)
+        .where(Article.day == DailySignal.day, Prediction.created_at > DailySignal.computed_at)
+    )
+    query = select(DailySignal.day).where(
+        DailySignal.scope == ALL, DailySignal.day.in_(days), ~newer_prediction.exists()
+    )
+    return set(session.execute(query).scalars())
+
+
 def compute_signals(
     engine: Engine,
     *,
     days: Sequence[dt.date],
     model_version: str | None = None,
+    only_changed: bool = False,
 ) -> dict[str, int]:
     """Recompute the signals of ``days`` (upsert on (scope, day)); rerunning changes nothing.
 
     Rows of those days whose scope no longer has any sentence are deleted, so a
-    recount after re-tagging or re-scoring leaves no stale scope behind.
+    recount after re-tagging or re-scoring leaves no stale scope behind. With
+    ``only_changed`` (the daily stage), days with no prediction newer than their
+    signals are skipped: a rerun of a finished day does no aggregation.
     """
     days = sorted(set(days))
+    if only_changed and model_version is None and days:
+        with session_scope(engine) as session:
+            fresh = up_to_date_days(session, days)
+        days = [day for day in days if day not in fresh]
     if not days:
         return {"days": 0, "signals": 0, "scopes": 0, "sentences_scored": 0}
     with session_scope(engine) as session:

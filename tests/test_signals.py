@@ -207,3 +207,31 @@ def test_signal_series_fills_missing_days_with_zeros(engine) -> None:
         assert signals.scopes_on(session, DAY) == ["all", "BLR"]
     assert [p.escalation_stories for p in series] == [0, 0, 2]
     assert series[-1].sentences_scored == 16
+
+
+def test_only_changed_skips_days_without_new_predictions(engine) -> None:
+    import datetime as dt
+
+    from pipeline.signals import compute_signals
+    from tests.scenario import add_day
+
+    day = dt.date(2024, 8, 10)
+    add_day(engine, day, escalation_stories=3, quiet_stories=5)
+    first = compute_signals(engine, days=[day], only_changed=True)
+    assert first["days"] == 1 and first["signals"] >= 1
+    assert compute_signals(engine, days=[day], only_changed=True)["days"] == 0
+    # a new model scores the day's sentences: the day is recomputed
+    from sqlalchemy import select
+
+    from pipeline.store import insert_ignore, session_scope
+    from pipeline.tables import Sentence
+
+    with session_scope(engine) as session:
+        ids = session.execute(select(Sentence.id)).scalars().all()
+        insert_ignore(session, Prediction, [
+            {"sentence_id": i, "model_version": "v2", "label": "escalation", "p_escalation": 0.9,
+             "p_deescalation": 0.05, "p_neutral": 0.05, "cues": []} for i in ids
+        ], returning=None)
+    again = compute_signals(engine, days=[day], only_changed=True)
+    assert again["days"] == 1
+    assert again["signals"] >= 1
