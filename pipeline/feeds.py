@@ -64,16 +64,21 @@ LANGID_MIN_CONFIDENCE = 0.9  # below this, a declared language wins over the det
 # --- HTTP ---------------------------------------------------------------------------
 
 
+def _setting_default(name: str) -> Any:
+    """The default of a :class:`Settings` field: one source for the HTTP defaults."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class HttpLimits:
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
-    max_bytes: int = 10 * 1024 * 1024
-    max_redirects: int = 5
-    retries: int = 2
-    backoff: float = 0.5
-    concurrency: int = 8
-    user_agent: str = "escalation-monitor/0.1"
+    connect_timeout: float = _setting_default("http_connect_timeout")
+    read_timeout: float = _setting_default("http_read_timeout")
+    max_bytes: int = _setting_default("http_max_bytes")
+    max_redirects: int = _setting_default("http_max_redirects")
+    retries: int = _setting_default("http_retries")
+    backoff: float = _setting_default("http_backoff")
+    concurrency: int = _setting_default("http_concurrency")
+    user_agent: str = _setting_default("user_agent")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpLimits:
