@@ -8,6 +8,15 @@ import pytest
 import typer.main
 
 from pipeline.cli import app, main
+from pipeline.config import get_settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Each test reads ESCMON_* afresh (settings are cached per process)."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def _commands(group=None, prefix=()):
@@ -35,10 +44,7 @@ def test_config_masks_secrets(monkeypatch, capsys) -> None:
     monkeypatch.setenv("ESCMON_SMTP_PASSWORD", "hunter2")
     monkeypatch.setenv("ESCMON_DATABASE_URL", "postgresql+psycopg://me:s3cret@db/escmon")
     get_settings.cache_clear()
-    try:
-        assert main(["config", "--json"]) == 0
-    finally:
-        get_settings.cache_clear()
+    assert main(["config", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["smtp_password"] == "***"
     assert "s3cret" not in shown["database_url"]
@@ -51,10 +57,7 @@ def test_config_reads_toml_file(tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "escmon.toml").write_text('alert_min_count = 9\nalert_to = ["a@x.org"]\n')
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
-    try:
-        assert main(["config", "--json"]) == 0
-    finally:
-        get_settings.cache_clear()
+    assert main(["config", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["alert_min_count"] == 9
     assert shown["alert_to"] == ["a@x.org"]
@@ -72,10 +75,7 @@ def test_invalid_setting_is_one_error_line(monkeypatch, capsys) -> None:
 
     monkeypatch.setenv("ESCMON_SMTP_PORT", "not-a-port")
     get_settings.cache_clear()
-    try:
-        assert main(["config"]) == 1
-    finally:
-        get_settings.cache_clear()
+    assert main(["config"]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("Error: invalid setting ESCMON_SMTP_PORT")
     assert len(error.splitlines()) == 1
@@ -86,10 +86,7 @@ def test_run_on_unmigrated_database_says_how_to_fix(tmp_path, monkeypatch, capsy
 
     monkeypatch.setenv("ESCMON_DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
     get_settings.cache_clear()
-    try:
-        assert main(["run", "--date", "2024-08-10"]) == 1
-    finally:
-        get_settings.cache_clear()
+    assert main(["run", "--date", "2024-08-10"]) == 1
     assert "run `escmon db upgrade`" in capsys.readouterr().err
 
 
@@ -116,15 +113,12 @@ def test_db_upgrade_then_run_twice(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("ESCMON_FEEDS_FILE", str(tmp_path / "feeds.toml"))
     monkeypatch.setenv("ESCMON_OFFLINE", "true")
     get_settings.cache_clear()
-    try:
-        assert main(["db", "upgrade"]) == 0
-        assert main(["run", "--date", "2024-08-10"]) == 0
-        first = capsys.readouterr().out
-        assert main(["run", "--date", "2024-08-10"]) == 0
-        second = capsys.readouterr().out
-        assert main(["db", "current"]) == 0
-    finally:
-        get_settings.cache_clear()
+    assert main(["db", "upgrade"]) == 0
+    assert main(["run", "--date", "2024-08-10"]) == 0
+    first = capsys.readouterr().out
+    assert main(["run", "--date", "2024-08-10"]) == 0
+    second = capsys.readouterr().out
+    assert main(["db", "current"]) == 0
     assert "articles_new=1" in first
     assert "articles_new" not in second  # zero counts are left out of the summary
     assert "sentences_new" not in second
@@ -225,7 +219,6 @@ def _use_registry(monkeypatch, path) -> None:
 
 
 def test_feeds_add_list_check_remove(tmp_path, monkeypatch, capsys, httpserver) -> None:
-    from pipeline.config import get_settings
     from tests.conftest import SHARED
 
     registry = tmp_path / "feeds.toml"
@@ -236,39 +229,32 @@ def test_feeds_add_list_check_remove(tmp_path, monkeypatch, capsys, httpserver) 
     )
     httpserver.expect_request("/missing.xml").respond_with_data("gone", status=404)
     url = httpserver.url_for("/bbc.xml")
-    try:
-        assert main(["feeds", "add", "bbc", url, "--country", "GBR", "--language", "en"]) == 0
-        assert main(["feeds", "add", "bbc", url]) == 1
-        assert "bbc" in capsys.readouterr().err
-        assert main(["feeds", "list", "--format", "jsonl"]) == 0
-        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        assert [(r["name"], r["url"], r["verified"]) for r in rows] == [("bbc", url, False)]
-        assert main(["feeds", "check", "bbc", "--mark-verified"]) == 0
-        assert "ok, HTTP 200, 33 entries" in capsys.readouterr().out
-        assert main(["feeds", "list", "--format", "jsonl"]) == 0
-        assert json.loads(capsys.readouterr().out)["verified"] is True
-        assert main(["feeds", "check", "nope"]) == 1
-        assert "no feed named 'nope'" in capsys.readouterr().err
-        assert main(["feeds", "check", httpserver.url_for("/missing.xml")]) == 1
-        captured = capsys.readouterr()
-        assert "HTTP 404" in captured.out
-        assert "could not be read" in captured.err
-        assert main(["feeds", "remove", "bbc"]) == 0
-        assert main(["feeds", "remove", "bbc"]) == 1
-        assert "no feed named 'bbc'" in capsys.readouterr().err
-    finally:
-        get_settings.cache_clear()
+    assert main(["feeds", "add", "bbc", url, "--country", "GBR", "--language", "en"]) == 0
+    assert main(["feeds", "add", "bbc", url]) == 1
+    assert "bbc" in capsys.readouterr().err
+    assert main(["feeds", "list", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["name"], r["url"], r["verified"]) for r in rows] == [("bbc", url, False)]
+    assert main(["feeds", "check", "bbc", "--mark-verified"]) == 0
+    assert "ok, HTTP 200, 33 entries" in capsys.readouterr().out
+    assert main(["feeds", "list", "--format", "jsonl"]) == 0
+    assert json.loads(capsys.readouterr().out)["verified"] is True
+    assert main(["feeds", "check", "nope"]) == 1
+    assert "no feed named 'nope'" in capsys.readouterr().err
+    assert main(["feeds", "check", httpserver.url_for("/missing.xml")]) == 1
+    captured = capsys.readouterr()
+    assert "HTTP 404" in captured.out
+    assert "could not be read" in captured.err
+    assert main(["feeds", "remove", "bbc"]) == 0
+    assert main(["feeds", "remove", "bbc"]) == 1
+    assert "no feed named 'bbc'" in capsys.readouterr().err
 
 
 def test_shipped_registry_lists(monkeypatch, capsys) -> None:
-    from pipeline.config import get_settings
     from tests.conftest import REPO
 
     _use_registry(monkeypatch, REPO / "seeds" / "feeds.toml")
-    try:
-        assert main(["feeds", "list", "--format", "jsonl"]) == 0
-    finally:
-        get_settings.cache_clear()
+    assert main(["feeds", "list", "--format", "jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) >= 10
     assert {"BLR", "UKR", "RUS", "POL"} <= {r["country"] for r in rows}
@@ -284,7 +270,6 @@ def _model_env(monkeypatch, models_dir, seeds_dir=None) -> None:
 
 
 def test_classify_jsonl_in_input_order(tmp_path, monkeypatch, capsys) -> None:
-    from pipeline.config import get_settings
     from tests.conftest import REPO
 
     _model_env(monkeypatch, REPO / "models")
@@ -295,47 +280,39 @@ def test_classify_jsonl_in_input_order(tmp_path, monkeypatch, capsys) -> None:
         "The museum reopened after renovation.",
     ]
     source.write_text("\n".join(json.dumps({"id": i, "text": t}) for i, t in enumerate(texts)))
-    try:
-        assert main(["classify", "--input", str(source), "--format", "jsonl"]) == 0
-        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        assert [r["text"] for r in rows] == texts
-        assert [r["id"] for r in rows] == [0, 1, 2]
-        assert [r["label"] for r in rows] == ["escalation", "deescalation", "neutral"]
-        for row in rows:
-            assert {"p_escalation", "p_deescalation", "p_neutral", "model_version"} <= set(row)
-            total = row["p_escalation"] + row["p_deescalation"] + row["p_neutral"]
-            assert abs(total - 1) < 1e-5
-        plain = tmp_path / "in.txt"
-        plain.write_text("\n".join(texts) + "\n")
-        assert main(["classify", "--input", str(plain), "--explain"]) == 0
-        explained = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        assert [r["label"] for r in explained] == ["escalation", "deescalation", "neutral"]
-        assert explained[0]["cues"][0]["cameo"]
-        assert main(["classify", texts[0], "--format", "table"]) == 0
-        assert "escalation" in capsys.readouterr().out
-    finally:
-        get_settings.cache_clear()
+    assert main(["classify", "--input", str(source), "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == texts
+    assert [r["id"] for r in rows] == [0, 1, 2]
+    assert [r["label"] for r in rows] == ["escalation", "deescalation", "neutral"]
+    for row in rows:
+        assert {"p_escalation", "p_deescalation", "p_neutral", "model_version"} <= set(row)
+        total = row["p_escalation"] + row["p_deescalation"] + row["p_neutral"]
+        assert abs(total - 1) < 1e-5
+    plain = tmp_path / "in.txt"
+    plain.write_text("\n".join(texts) + "\n")
+    assert main(["classify", "--input", str(plain), "--explain"]) == 0
+    explained = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in explained] == ["escalation", "deescalation", "neutral"]
+    assert explained[0]["cues"][0]["cameo"]
+    assert main(["classify", texts[0], "--format", "table"]) == 0
+    assert "escalation" in capsys.readouterr().out
 
 
 def test_classify_errors(tmp_path, monkeypatch, capsys) -> None:
-    from pipeline.config import get_settings
 
     _model_env(monkeypatch, tmp_path / "no-models")
-    try:
-        assert main(["classify", "Troops moved."]) == 1
-        assert "run `escmon train` first" in capsys.readouterr().err
-        assert main(["classify"]) == 1
-        assert "nothing to classify" in capsys.readouterr().err
-        bad = tmp_path / "bad.jsonl"
-        bad.write_text('{"text": "ok"}\n{"txt": "no"}\n')
-        assert main(["classify", "--input", str(bad)]) == 1
-        assert "bad.jsonl:2" in capsys.readouterr().err
-    finally:
-        get_settings.cache_clear()
+    assert main(["classify", "Troops moved."]) == 1
+    assert "run `escmon train` first" in capsys.readouterr().err
+    assert main(["classify"]) == 1
+    assert "nothing to classify" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"txt": "no"}\n')
+    assert main(["classify", "--input", str(bad)]) == 1
+    assert "bad.jsonl:2" in capsys.readouterr().err
 
 
 def test_evaluate_prints_scores(tmp_path, monkeypatch, capsys) -> None:
-    from pipeline.config import get_settings
     from tests.conftest import REPO
 
     _model_env(monkeypatch, REPO / "models")
@@ -345,22 +322,18 @@ def test_evaluate_prints_scores(tmp_path, monkeypatch, capsys) -> None:
         {"text": "The sides agreed to a ceasefire.", "label": "deescalation"},
         {"text": "The museum reopened after renovation.", "label": "neutral"},
     ]))
-    try:
-        assert main(["evaluate", "--input", str(labelled)]) == 0
-        output = capsys.readouterr().out
-        assert "macro-F1: 1.0000" in output
-        assert "Confusion matrix" in output
-        (tmp_path / "x.jsonl").write_text('{"text": "a", "label": "maybe"}\n')
-        assert main(["evaluate", "--input", str(tmp_path / "x.jsonl")]) == 1
-        assert "needs a label" in capsys.readouterr().err
-    finally:
-        get_settings.cache_clear()
+    assert main(["evaluate", "--input", str(labelled)]) == 0
+    output = capsys.readouterr().out
+    assert "macro-F1: 1.0000" in output
+    assert "Confusion matrix" in output
+    (tmp_path / "x.jsonl").write_text('{"text": "a", "label": "maybe"}\n')
+    assert main(["evaluate", "--input", str(tmp_path / "x.jsonl")]) == 1
+    assert "needs a label" in capsys.readouterr().err
 
 
 def test_train_and_if_missing(tmp_path, monkeypatch, capsys) -> None:
     import shutil
 
-    from pipeline.config import get_settings
     from tests.conftest import REPO
 
     seeds = tmp_path / "seeds"
@@ -368,17 +341,14 @@ def test_train_and_if_missing(tmp_path, monkeypatch, capsys) -> None:
     shutil.copy(REPO / "seeds" / "000_68907020d2f59e7e.labels.jsonl", seeds)
     models = tmp_path / "models"
     _model_env(monkeypatch, models, seeds)
-    try:
-        assert main(["train", "--shared-dir", str(tmp_path / "none")]) == 1
-        assert "no such folder" in capsys.readouterr().err
-        assert main(["train", "--no-devset"]) == 0
-        assert "seed CV macro-F1" in capsys.readouterr().out
-        assert len(list(models.glob("escalation-*.skops"))) == 1
-        assert len(list(models.glob("escalation-*.card.md"))) == 1
-        assert main(["train", "--if-missing"]) == 0
-        assert "not retraining" in capsys.readouterr().out
-        (seeds / "broken.labels.jsonl").write_text('{"text": "x", "label": "hot"}\n')
-        assert main(["train", "--no-devset"]) == 1
-        assert "broken.labels.jsonl:1" in capsys.readouterr().err
-    finally:
-        get_settings.cache_clear()
+    assert main(["train", "--shared-dir", str(tmp_path / "none")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["train", "--no-devset"]) == 0
+    assert "seed CV macro-F1" in capsys.readouterr().out
+    assert len(list(models.glob("escalation-*.skops"))) == 1
+    assert len(list(models.glob("escalation-*.card.md"))) == 1
+    assert main(["train", "--if-missing"]) == 0
+    assert "not retraining" in capsys.readouterr().out
+    (seeds / "broken.labels.jsonl").write_text('{"text": "x", "label": "hot"}\n')
+    assert main(["train", "--no-devset"]) == 1
+    assert "broken.labels.jsonl:1" in capsys.readouterr().err
