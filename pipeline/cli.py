@@ -390,12 +390,8 @@ def classify_command(
 
 def _rescore() -> None:
     from pipeline.classify import classify_sentences
-    from pipeline.store import check_schema, make_engine
 
-    settings = _settings()
-    engine = make_engine(settings.database_url)
-    check_schema(engine)
-    counts = classify_sentences(engine, settings, rescore=True)
+    counts = classify_sentences(_engine(), _settings(), rescore=True)
     out.print(", ".join(f"{key}={value}" for key, value in counts.items()))
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from pipeline.config import Settings
-from pipeline.store import check_schema, insert_ignore, make_engine, session_scope
+from pipeline.store import check_schema, first_line, insert_ignore, make_engine, session_scope
 from pipeline.tables import Run
 
 
@@ -71,12 +71,7 @@ class StageError(RuntimeError):
     def __init__(self, stage: str, cause: BaseException) -> None:
         self.stage = stage
         self.cause = cause
-        super().__init__(f"stage {stage!r} failed: {_describe(cause)}")
-
-
-def _describe(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+        super().__init__(f"stage {stage!r} failed: {first_line(cause)}")
 
 
 def _ingest_seeds(ctx: RunContext) -> dict[str, int]:
@@ -162,7 +157,7 @@ def run_stage(ctx: RunContext, name: str) -> StageResult:
         status="failed" if error else "ok",
         counts=counts,
         duration_s=time.perf_counter() - clock,
-        error=_describe(error) if error else None,
+        error=first_line(error) if error else None,
     )
     _record(ctx, result, started)
     if error is not None:

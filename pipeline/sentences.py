@@ -39,11 +39,15 @@ def article_countries(rows: list[dict[str, Any]]) -> str:
     return ",".join(sorted(codes))
 
 
+def _not_split() -> Any:
+    """The articles that have no sentence rows yet."""
+    return ~exists().where(Sentence.article_id == Article.id)
+
+
 def _unsplit_articles(session, after_id: int, limit: int) -> list[tuple[int, str]]:
-    has_sentences = exists().where(Sentence.article_id == Article.id)
     query = (
         select(Article.id, Article.text)
-        .where(Article.id > after_id, ~has_sentences)
+        .where(Article.id > after_id, _not_split())
         .order_by(Article.id)
         .limit(limit)
     )
@@ -53,8 +57,7 @@ def _unsplit_articles(session, after_id: int, limit: int) -> list[tuple[int, str
 def count_unsplit(session) -> int:
     from sqlalchemy import func
 
-    has_sentences = exists().where(Sentence.article_id == Article.id)
-    query = select(func.count()).where(~has_sentences).select_from(Article)
+    query = select(func.count()).where(_not_split()).select_from(Article)
     return session.execute(query).scalar_one()
 
 

@@ -120,7 +120,7 @@ def check_schema(engine: Engine) -> None:
     except Exception as exc:  # connection refused, bad credentials, ...
         raise StoreError(
             f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from exc
     if current != head_revision(url):
         raise StoreError(
@@ -129,7 +129,8 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (its type name when the message is empty)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
