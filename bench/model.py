@@ -4,12 +4,14 @@
 need); here the one factory, :func:`pipeline.classify.build_pipeline`, is fitted on the
 same seed labels and saved under the name :func:`pipeline.classify.load_model` expects.
 The fitted file is cached in the system temporary folder under its model version (a hash
-of the training rows, the parameters and the lexicon) and the scikit-learn version, so
-reruns of the bench and of its test skip the fit.
+of the training rows, the parameters and the lexicon), the scikit-learn version and a hash
+of the model code (how it is saved can change while the version does not), so reruns of
+the bench and of its test skip the fit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import uuid
@@ -30,7 +32,10 @@ def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds") -> str:
     pipeline = build_pipeline(random_state=0)
     version = model_version(rows, pipeline)
     name = f"{MODEL_NAME}-{version}.skops"
-    cached = CACHE / f"sklearn-{sklearn.__version__}" / name
+    code = hashlib.sha256(b"".join(
+        (REPO / "pipeline" / module).read_bytes() for module in ("classify.py", "lexicon.py")
+    )).hexdigest()[:12]
+    cached = CACHE / f"sklearn-{sklearn.__version__}-{code}" / name
     models_dir.mkdir(parents=True, exist_ok=True)
     if not cached.is_file():
         pipeline.fit([text for text, _ in rows], [label for _, label in rows])

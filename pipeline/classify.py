@@ -49,6 +49,7 @@ DEFAULT_DEVSET_REFS = Path(__file__).resolve().parents[1] / "dev" / "devset_refs
 # Types a model file may contain beyond skops' defaults. Reviewed: our transformer plus the
 # scikit-learn and NumPy pieces the pipeline is made of. Anything else is refused on load.
 TRUSTED_TYPES: tuple[str, ...] = (
+    "pipeline.classify.CompactTfidfVectorizer",
     "pipeline.classify.normalize_words",
     "pipeline.lexicon.CueFeatures",
     "sklearn.feature_extraction.text.TfidfTransformer",
@@ -89,11 +90,36 @@ def normalize_words(text: str) -> str:
     return _SUFFIX_RE.sub("", text.lower())
 
 
+class CompactTfidfVectorizer(TfidfVectorizer):
+    """A ``TfidfVectorizer`` whose saved state holds its vocabulary as one string array.
+
+    skops writes a dict entry by entry, each term and index a JSON node that is audited and
+    built on load: ~25k terms made a 23 MB schema that took most of a model's load time.
+    As one numpy array of the terms in column order it is a single ``.npy`` member, and the
+    fitted transform is unchanged.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # for a non-sklearn class: the live __dict__
+        vocabulary = state.get("vocabulary_")
+        if isinstance(vocabulary, dict) and sorted(vocabulary.values()) == list(
+                range(len(vocabulary))):
+            terms = sorted(vocabulary, key=vocabulary.__getitem__)
+            state["vocabulary_"] = np.array(terms, dtype=str) if terms else np.array([], "U1")
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vocabulary = state.get("vocabulary_")
+        if isinstance(vocabulary, np.ndarray):
+            state = {**state, "vocabulary_": {t: i for i, t in enumerate(vocabulary.tolist())}}
+        super().__setstate__(state)
+
+
 def build_pipeline(random_state: int = 0) -> Pipeline:
     """Word uni/bi-gram TF-IDF + CAMEO cue features -> class-weighted logistic regression."""
     features = FeatureUnion(
         [
-            ("words", TfidfVectorizer(
+            ("words", CompactTfidfVectorizer(
                 preprocessor=normalize_words, ngram_range=(1, 2), min_df=1, sublinear_tf=True,
                 token_pattern=r"(?u)\b\w[\w'-]*\b", dtype=np.float64,
             )),
@@ -447,6 +473,9 @@ def load_model(models_dir: Path, name: str | None = None) -> Classifier:
     Only :data:`TRUSTED_TYPES` (plus skops' own defaults) may appear in the file.
     """
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    from pipeline.store import first_line
 
     name = name or MODEL_NAME
     found = _candidates(Path(models_dir), name)
@@ -454,11 +483,12 @@ def load_model(models_dir: Path, name: str | None = None) -> Classifier:
         raise ModelNotFoundError(
             f"no model named {name!r} in {models_dir}; run `escmon train` first")
     path = found[-1][1]
-    untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
-    if untrusted:
+    try:  # skops audits every type in the file before it constructs anything
+        pipeline = sio.load(path, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
         raise UntrustedModelError(
-            f"{path}: refusing to load types not on the trusted list: {', '.join(untrusted)}")
-    pipeline = sio.load(path, trusted=list(TRUSTED_TYPES))
+            f"{path}: refusing to load types not on the trusted list. {first_line(exc)}"
+        ) from None
     version = _STEM_RE.match(path.stem)["version"]
     card_path = path.with_suffix(".card.json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
@@ -485,7 +515,7 @@ def _unscored(session: Any, version: str, rescore: bool, after_id: int, limit: i
         .order_by(Sentence.id)
         .limit(limit)
     )
-    return [(row.id, row.text) for row in session.execute(query)]
+    return [tuple(row) for row in session.connection().execute(query)]  # Core: no ORM rows
 
 
 def _has_unscored(engine: Any) -> bool:
@@ -495,21 +525,24 @@ def _has_unscored(engine: Any) -> bool:
         return bool(_unscored(session, "", False, 0, 1))
 
 
-def prediction_rows(classifier: Classifier, batch: Sequence[tuple[int, str]]
-                    ) -> list[dict[str, Any]]:
-    """Prediction rows for ``(sentence_id, text)`` pairs.
+def prediction_columns(classifier: Classifier, batch: Sequence[tuple[int, str]]
+                       ) -> dict[str, Any]:
+    """Prediction columns (see :func:`pipeline.store.insert_columns`) for
+    ``(sentence_id, text)`` pairs.
 
     Cues are not computed here (a second lexicon pass per flagged sentence would cost
-    more than the model itself); alerts explain their few evidence sentences.
+    more than the model itself), so ``cues`` takes its default, an empty list; alerts
+    explain their few evidence sentences.
     """
     proba = classifier.predict_proba([text for _, text in batch])
-    best = proba.argmax(axis=1).tolist()
-    version = classifier.version
-    return [
-        {"sentence_id": sentence_id, "model_version": version, "label": LABELS[label],
-         "p_escalation": pe, "p_deescalation": pd, "p_neutral": pn, "cues": []}
-        for (sentence_id, _), label, (pe, pd, pn) in zip(batch, best, proba.tolist(), strict=True)
-    ]
+    return {
+        "sentence_id": [sentence_id for sentence_id, _ in batch],
+        "model_version": classifier.version,
+        "label": [LABELS[best] for best in proba.argmax(axis=1).tolist()],
+        "p_escalation": proba[:, 0].tolist(),
+        "p_deescalation": proba[:, 1].tolist(),
+        "p_neutral": proba[:, 2].tolist(),
+    }
 
 
 def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
@@ -520,7 +553,7 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
     With ``rescore``, score every English sentence the current model has not scored,
     also those an older model scored (the old predictions stay, keyed by version).
     """
-    from pipeline.store import insert_ignore, session_scope
+    from pipeline.store import insert_columns, session_scope
     from pipeline.tables import Prediction
 
     if classifier is None:
@@ -537,8 +570,7 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
             batch = _unscored(session, classifier.version, rescore, last_id, batch_size)
             if not batch:
                 break
-            insert_ignore(session, Prediction, prediction_rows(classifier, batch),
-                          returning=None)
+            insert_columns(session, Prediction, prediction_columns(classifier, batch))
         scored += len(batch)
         last_id = batch[-1][0]
         if progress is not None:

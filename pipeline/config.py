@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     offline: bool = False
 
     # Classification
-    classify_batch_size: int = 2048
+    classify_batch_size: int = 4096
 
     # Detection and alerts
     alert_method: Literal["ears-c2", "ears-c3"] = "ears-c2"

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from itertools import compress
 from pathlib import Path
 
+from pipeline.gctools import collector_paused
+
 __all__ = ["Gazetteer", "GeoMatch", "country_name", "load_gazetteer"]
 
 _TOKEN = re.compile(r"[^\W_]+(?:['.][^\W_]+)*")
@@ -104,6 +106,7 @@ class _Entry:
 class Gazetteer:
     """Phrase -> country lookup over tokenised text (see the module docstring)."""
 
+    @collector_paused()
     def __init__(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
         rows = list(rows)
         self._names: dict[str, str] = {}

@@ -25,6 +25,8 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.gctools import collector_paused
+
 LEXICON_PATH = Path(__file__).parent / "data" / "cameo_lexicon.tsv"
 ROOTS = tuple(f"{r:02d}" for r in range(1, 21))
 POLARITIES = ("escalation", "escalation_weak", "deescalation", "cooperation", "neutral")
@@ -178,6 +180,7 @@ class Lexicon:
         default_factory=dict)
 
 
+@collector_paused()
 def parse_lexicon(text: str) -> Lexicon:
     """Compile the TSV text into look-up tables."""
     lines = text.splitlines()

@@ -1,9 +1,11 @@
 """Engine, sessions, migrations and the bulk writes every stage uses.
 
-Writes go through :func:`insert_ignore` and :func:`upsert`: one statement per
-batch, conflict handling in the database, so reruns add nothing and there are
-no per-row round trips. SQLite uses SQLAlchemy's multi-row insert; PostgreSQL
-one ``INSERT ... SELECT FROM unnest(...)`` with an array parameter per column.
+Writes go through :func:`insert_ignore`, :func:`insert_columns` and :func:`upsert`:
+one statement per batch, conflict handling in the database, so reruns add nothing
+and there are no per-row round trips. Rows are turned into one list per column
+first. On SQLite the driver's ``executemany`` runs the batch (SQLAlchemy's own
+multi-row insert where ids must come back); on PostgreSQL one
+``INSERT ... SELECT FROM unnest(...)`` with an array parameter per column.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 from typing import Any, overload
 
@@ -180,21 +184,65 @@ def insert_ignore(
     table = model.__table__
     inserted: list[Any] = []
     count = 0
-    postgres = bool(rows) and _dialect_name(session) == "postgresql"
+    dialect = _dialect_name(session) if rows else ""
     for batch in _batches(rows):
-        if postgres:
-            statement, params = _unnest_insert(session, table, batch, returning=returning)
-        else:
+        if dialect == "postgresql" or returning is None:
+            columns = _column_lists(table, batch)
+            if returning is None:
+                count += _insert_columns(session, table, columns, len(batch))
+                continue
+            statement, params = _unnest_insert(session, table, columns, len(batch),
+                                               returning=returning)
+        else:  # SQLite with RETURNING: SQLAlchemy's multi-row VALUES
             statement = _insert_for(session, table).on_conflict_do_nothing()
-            if returning is not None:
-                statement = statement.returning(table.c[returning])
+            statement = statement.returning(table.c[returning])
             params = batch
-        result = session.execute(statement, params)
-        if returning is None:
-            count += result.rowcount
-        else:
-            inserted.extend(result.scalars().all())
+        inserted.extend(session.execute(statement, params).scalars().all())
     return count if returning is None else inserted
+
+
+def insert_columns(session: Session, model: type[Base], columns: dict[str, Any]) -> int:
+    """Insert rows given column by column, skipping any that collide with a unique key.
+
+    ``columns`` maps a column name to a list or tuple of values, one per row (all of the
+    same length), or to any other value, which every row shares. For many narrow rows,
+    such as predictions, this skips building a dict per row. Returns how many rows were
+    inserted.
+    """
+    table = model.__table__
+    unknown = set(columns) - set(table.c.keys())
+    if unknown:
+        raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")
+    lengths = {len(v) for v in columns.values() if isinstance(v, list | tuple)}
+    if len(lengths) > 1:
+        raise StoreError(f"{table.name}: columns of different lengths {sorted(lengths)}")
+    n = lengths.pop() if lengths else 0
+    filled = {**_defaults(table), **{
+        name: list(v) if isinstance(v, list | tuple) else _Shared(v)
+        for name, v in columns.items()}}
+    count = 0
+    for start in range(0, n, BATCH_ROWS):
+        batch = {name: v[start:start + BATCH_ROWS] if isinstance(v, list) else v
+                 for name, v in filled.items()}
+        count += _insert_columns(session, table, batch, min(BATCH_ROWS, n - start))
+    return count
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """One value for every row of a batch, in a column mapping (where a list is per row)."""
+
+    value: Any
+
+
+def _insert_columns(session: Session, table: Any, columns: dict[str, Any], n: int) -> int:
+    dialect = _dialect_name(session)
+    if dialect == "postgresql":
+        statement, params = _unnest_insert(session, table, columns, n)
+        return session.execute(statement, params).rowcount
+    if dialect == "sqlite":
+        return _sqlite_executemany(session, table, columns, n)
+    raise StoreError(f"unsupported database dialect {dialect!r}; use SQLite or PostgreSQL")
 
 
 def upsert(
@@ -213,7 +261,8 @@ def upsert(
     postgres = _dialect_name(session) == "postgresql"
     for batch in _batches(rows):
         if postgres:
-            statement, params = _unnest_insert(session, table, batch, key=key, update=columns)
+            statement, params = _unnest_insert(
+                session, table, _column_lists(table, batch), len(batch), key=key, update=columns)
             session.execute(statement, params)
             continue
         statement = _insert_for(session, table)
@@ -232,7 +281,8 @@ def _dialect_name(session: Session) -> str:
 def _unnest_insert(
     session: Session,
     table: Any,
-    batch: list[dict[str, Any]],
+    columns: dict[str, Any],
+    n: int,
     *,
     returning: str | None = None,
     key: Sequence[str] = (),
@@ -242,25 +292,19 @@ def _unnest_insert(
 
     A short statement with one array parameter per column, instead of one placeholder per
     value: psycopg caches the parsed statement, and the server gets a few large parameters.
-    Values travel as text and are cast to each column's type in the SELECT. Columns with a
-    Python-side default that a row lacks get it here, as SQLAlchemy would have given it.
+    Values travel as text and are cast to each column's type in the SELECT.
     """
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
-    present = {name for row in batch for name in row}
-    unknown = present - set(table.c.keys())
-    if unknown:
-        raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")
-    columns = [c for c in table.c if c.name in present or _python_default(c)]
     params: dict[str, list[str | None]] = {}
     arrays, selects = [], []
-    for n, column in enumerate(columns):
-        values = _column_values(column, batch, dialect)
-        params[f"p{n}"] = values
-        arrays.append(f"CAST(:p{n} AS TEXT[])")
-        selects.append(f"CAST(u.c{n} AS {column.type.compile(dialect=dialect)})")
-    names = ", ".join(quote(c.name) for c in columns)
-    aliases = ", ".join(f"c{n}" for n in range(len(columns)))
+    for i, (name, values) in enumerate(columns.items()):
+        column = table.c[name]
+        params[f"p{i}"] = _as_text(column, values, dialect, n)
+        arrays.append(f"CAST(:p{i} AS TEXT[])")
+        selects.append(f"CAST(u.c{i} AS {column.type.compile(dialect=dialect)})")
+    names = ", ".join(quote(name) for name in columns)
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
     sql = (
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({names}) "
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(arrays)}) AS u({aliases}) "
@@ -276,22 +320,70 @@ def _unnest_insert(
     return text(sql), params
 
 
-def _python_default(column: Any) -> bool:
-    default = column.default
-    return default is not None and (default.is_callable or default.is_scalar)
+def _sqlite_executemany(session: Session, table: Any, columns: dict[str, Any], n: int) -> int:
+    """SQLite without RETURNING: one ``INSERT ... ON CONFLICT DO NOTHING`` run by the
+    driver's ``executemany``, each value through its column type's bind processor.
 
-
-def _column_values(column: Any, batch: list[dict[str, Any]], dialect: Any) -> list[str | None]:
-    """The column's values of ``batch`` as text for PostgreSQL's input functions."""
-    name = column.name
-    default = column.default if _python_default(column) else None
-    if default is not None:
-        if default.is_callable:
-            values = [row[name] if name in row else default.arg(None) for row in batch]
+    SQLAlchemy's own executemany spends as long converting the rows as SQLite spends
+    storing them; this does the same conversion a column at a time, once for a value
+    that every row shares.
+    """
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    values = []
+    for name, column_values in columns.items():
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if isinstance(column_values, _Shared):
+            value = column_values.value
+            values.append(repeat(process(value) if process else value, n))
         else:
-            values = [row.get(name, default.arg) for row in batch]
-    else:
-        values = [row.get(name) for row in batch]
+            values.append(column_values if process is None else map(process, column_values))
+    sql = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(name) for name in columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING"
+    )
+    return session.connection().exec_driver_sql(sql, list(zip(*values, strict=True))).rowcount
+
+
+def _column_lists(table: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``rows`` column by column: a list per column, in table order, plus the Python-side
+    default of each column the rows lack, shared (a batch is one statement, so its rows
+    share a default such as the insert time)."""
+    present = {name for row in rows for name in row}
+    unknown = present - set(table.c.keys())
+    if unknown:
+        raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")
+    defaults = _defaults(table)
+    columns: dict[str, Any] = {}
+    for column in table.c:
+        name = column.name
+        if name not in present:
+            if name in defaults:
+                columns[name] = defaults[name]
+        elif name in defaults:
+            default = defaults[name].value
+            columns[name] = [row.get(name, default) for row in rows]
+        else:
+            columns[name] = [row.get(name) for row in rows]
+    return columns
+
+
+def _defaults(table: Any) -> dict[str, Any]:
+    """The Python-side default of each column of ``table`` that has one, evaluated now."""
+    out = {}
+    for column in table.c:
+        default = column.default
+        if default is not None and (default.is_callable or default.is_scalar):
+            out[column.name] = _Shared(default.arg(None) if default.is_callable else default.arg)
+    return out
+
+
+def _as_text(column: Any, values: Any, dialect: Any, n: int) -> list[str | None]:
+    """A column's values (a list, or one value for every row) as text for PostgreSQL's input
+    functions."""
+    if isinstance(values, _Shared):
+        return _as_text(column, [values.value], dialect, 1) * n
     if isinstance(column.type, JSON):
         dump = getattr(dialect, "_json_serializer", None) or json.dumps
         return [dump(v) for v in values]  # None is JSON null, as SQLAlchemy stores it

@@ -217,10 +217,41 @@ def test_dev_set_macro_f1_is_reported(trained):
 
 
 def test_trusted_types_cover_a_fitted_pipeline(tmp_path: Path):
-    rows = load_training_data(SEEDS)[:60]
-    pipe = build_pipeline().fit([t for t, _ in rows], [y for _, y in rows])
+    pipe = _fitted_pipeline(60)
     sio.dump(pipe, tmp_path / "m.skops")
     assert set(sio.get_untrusted_types(file=tmp_path / "m.skops")) <= set(TRUSTED_TYPES)
+
+
+def _fitted_pipeline(n: int = 80):
+    rows = load_training_data(SEEDS)[:n]
+    return build_pipeline().fit([t for t, _ in rows], [y for _, y in rows])
+
+
+def test_vocabulary_is_saved_as_one_array_and_loads_identical(tmp_path: Path):
+    pipe = _fitted_pipeline()
+    words = pipe.named_steps["features"].transformer_list[0][1]
+    saved = words.__getstate__()["vocabulary_"]
+    assert isinstance(saved, np.ndarray)
+    assert [words.vocabulary_[term] for term in saved.tolist()] == list(range(len(saved)))
+    sio.dump(pipe, tmp_path / "m.skops")
+    loaded = sio.load(tmp_path / "m.skops", trusted=list(TRUSTED_TYPES))
+    assert loaded.named_steps["features"].transformer_list[0][1].vocabulary_ == words.vocabulary_
+    np.testing.assert_array_equal(loaded.predict_proba(TEXTS), pipe.predict_proba(TEXTS))
+
+
+def test_model_saved_with_a_plain_tfidf_vectorizer_still_loads(tmp_path: Path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    pipe = _fitted_pipeline()
+    union = pipe.named_steps["features"]
+    plain = TfidfVectorizer.__new__(TfidfVectorizer)
+    plain.__dict__.update(union.transformer_list[0][1].__dict__)
+    union.transformer_list[0] = ("words", plain)
+    sio.dump(pipe, tmp_path / "escalation-1.0-0123456789.skops")
+    clf = load_model(tmp_path)
+    assert isinstance(clf.pipeline.named_steps["features"].transformer_list[0][1],
+                      TfidfVectorizer)
+    np.testing.assert_array_equal(clf.pipeline.predict_proba(TEXTS), pipe.predict_proba(TEXTS))
 
 
 def test_shipped_model_loads_and_predicts():

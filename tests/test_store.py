@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import insert, inspect, select, text
 
 from pipeline import store
 from pipeline.tables import Article, Base, Feed, Prediction, Run, Sentence
@@ -57,6 +57,42 @@ def test_insert_ignore_in_batches(engine, monkeypatch) -> None:
     with store.session_scope(engine) as session:
         assert len(store.insert_ignore(session, Feed, rows)) == 50
         assert store.insert_ignore(session, Feed, rows) == []
+
+
+def _sentence_ids(engine, n: int) -> list[int]:
+    with store.session_scope(engine) as session:
+        feed_id = store.insert_ignore(session, Feed, [_feed("a")])[0]
+        article_id = store.insert_ignore(session, Article, [{
+            "feed_id": feed_id, "guid": "g1", "url": "http://example.test/1", "title": "t",
+            "text": "x", "language": "en", "day": dt.date(2024, 8, 10),
+            "published_at": dt.datetime(2024, 8, 10, tzinfo=dt.UTC),
+            "content_hash": "h1"}])[0]
+        rows = [{"article_id": article_id, "idx": i, "start": i, "end": i + 1, "text": "x"}
+                for i in range(n)]
+        return store.insert_ignore(session, Sentence, rows)
+
+
+def test_insert_columns_takes_lists_and_shared_values(engine, monkeypatch) -> None:
+    monkeypatch.setattr(store, "BATCH_ROWS", 3)  # several batches
+    ids = sorted(_sentence_ids(engine, 7))
+    columns = {"sentence_id": ids, "model_version": "v1", "label": ["neutral"] * 7,
+               "p_escalation": [0.1] * 7, "p_deescalation": [0.2] * 7,
+               "p_neutral": [0.7] * 7}
+    with store.session_scope(engine) as session:
+        assert store.insert_columns(session, Prediction, columns) == 7
+        assert store.insert_columns(session, Prediction, columns) == 0  # all collide
+    with store.session_scope(engine) as session:
+        rows = session.execute(select(Prediction).order_by(Prediction.sentence_id)).scalars()
+        stored = [(p.sentence_id, p.model_version, p.p_neutral, p.cues) for p in rows]
+    assert stored == [(i, "v1", 0.7, []) for i in ids]
+
+
+def test_insert_columns_refuses_bad_columns(engine) -> None:
+    with store.session_scope(engine) as session:
+        with pytest.raises(store.StoreError, match="no such columns"):
+            store.insert_columns(session, Prediction, {"sentence_id": [1], "colour": ["red"]})
+        with pytest.raises(store.StoreError, match="different lengths"):
+            store.insert_columns(session, Prediction, {"sentence_id": [1, 2], "label": ["x"]})
 
 
 def test_upsert_updates_named_columns(engine) -> None:
@@ -152,3 +188,29 @@ def test_upsert_inserts_and_updates_in_one_call(engine) -> None:
             select(Feed.name, Feed.last_status, Feed.enabled).order_by(Feed.name)
         ).all()
     assert [tuple(r) for r in rows] == [("a", 500, False), ("b", None, False)]
+
+
+def test_sqlite_bulk_path_stores_what_sqlalchemy_stores(tmp_path) -> None:
+    """insert_ignore(returning=None) on SQLite bypasses SQLAlchemy's executemany; the stored
+    values (JSON text, booleans, timestamps, defaults) must be the ones SQLAlchemy writes."""
+    url = f"sqlite:///{tmp_path / 'bulk.db'}"
+    store.upgrade(url)
+    engine = store.make_engine(url)
+    stamp = dt.datetime(2024, 8, 10, 12, 30, 1, 250, tzinfo=dt.UTC)
+    explicit = {"tags": ["a", {"b": 1}], "enabled": False, "created_at": stamp}
+    with store.session_scope(engine) as session:
+        session.execute(insert(Feed), [_feed("orm", **explicit), _feed("orm-defaults")])
+        inserted = store.insert_ignore(
+            session, Feed, [_feed("bulk", **explicit), _feed("bulk-defaults"), _feed("orm")],
+            returning=None)
+    assert inserted == 2  # "orm" collides and is skipped
+    query = text("SELECT name, kind, tags, enabled, created_at, typeof(created_at) FROM feeds")
+    with engine.connect() as connection:
+        raw = {row[0]: row[1:] for row in connection.execute(query)}
+    engine.dispose()
+    assert raw["bulk"] == raw["orm"]
+    default_kind, default_tags, default_enabled, default_stamp, stamp_type = raw["orm-defaults"]
+    kind, tags, enabled, created_at, created_type = raw["bulk-defaults"]
+    assert (kind, tags, enabled, created_type) == (default_kind, default_tags, default_enabled,
+                                                   stamp_type)
+    assert len(created_at) == len(default_stamp)  # the same timestamp format
