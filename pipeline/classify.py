@@ -552,27 +552,40 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
 
     With ``rescore``, score every English sentence the current model has not scored,
     also those an older model scored (the old predictions stay, keyed by version).
+    On PostgreSQL the next batch is read and the last one written while this one is
+    scored (see :func:`pipeline.store.beside_compute`); each batch is its own transaction.
     """
-    from pipeline.store import insert_columns, session_scope
+    from pipeline.store import beside_compute, insert_columns, session_scope
     from pipeline.tables import Prediction
 
     if classifier is None:
         if not rescore and not _has_unscored(engine):
             return {"sentences_scored": 0}  # a rerun: skip loading the model
         classifier = load_model(settings.models_dir, settings.model_name)
-    batch_size = settings.classify_batch_size
-    scored = 0
-    last_id = 0
-    if progress is not None:
-        progress.start(f"classify ({classifier.version})", None)
-    while True:
+    version, batch_size = classifier.version, settings.classify_batch_size
+
+    def read(after_id: int) -> list[tuple[int, str]]:
         with session_scope(engine) as session:
-            batch = _unscored(session, classifier.version, rescore, last_id, batch_size)
-            if not batch:
-                break
-            insert_columns(session, Prediction, prediction_columns(classifier, batch))
-        scored += len(batch)
-        last_id = batch[-1][0]
-        if progress is not None:
-            progress.advance(len(batch))
+            return _unscored(session, version, rescore, after_id, batch_size)
+
+    def write(columns: dict[str, Any]) -> None:
+        with session_scope(engine) as session:
+            insert_columns(session, Prediction, columns)
+
+    scored = 0
+    if progress is not None:
+        progress.start(f"classify ({version})", None)
+    with beside_compute(engine) as io:
+        upcoming, written = io.submit(read, 0), None
+        while batch := upcoming.result():
+            upcoming = io.submit(read, batch[-1][0])
+            columns = prediction_columns(classifier, batch)
+            if written is not None:
+                written.result()  # at most one write in flight; its error surfaces here
+            written = io.submit(write, columns)
+            scored += len(batch)
+            if progress is not None:
+                progress.advance(len(batch))
+        if written is not None:
+            written.result()
     return {"sentences_scored": scored}

@@ -11,7 +11,8 @@ multi-row insert where ids must come back); on PostgreSQL one
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -140,6 +141,42 @@ def first_line(exc: BaseException) -> str:
 
 
 # --- bulk writes --------------------------------------------------------------
+
+class _Inline:
+    """An executor that runs each call at once, in the caller's thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # delivered by .result(), as a thread pool would
+            future.set_exception(exc)
+        return future
+
+
+@contextmanager
+def beside_compute(engine: Engine) -> Iterator[Any]:
+    """An executor (``submit(fn, *args)`` -> future) for database calls that may overlap
+    the caller's computing: one background thread on PostgreSQL, the caller's own thread
+    on SQLite.
+
+    The PostgreSQL server works in its own process and psycopg releases the GIL while it
+    waits, so a stage's reads and writes cost it almost nothing while it computes. SQLite
+    works inside this process, releasing and re-taking the GIL at every row, which a
+    computing thread would hold for up to a switch interval (5 ms) each time. On exit the
+    calls already submitted are finished.
+    """
+    if engine.dialect.name != "postgresql":
+        yield _Inline()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="escmon-db") as pool:
+        yield pool
+
+
+# --- bulk writes --------------------------------------------------------------
+
+
+
 
 
 def _insert_for(session: Session, table: Any) -> Any:

@@ -214,3 +214,18 @@ def test_sqlite_bulk_path_stores_what_sqlalchemy_stores(tmp_path) -> None:
     assert (kind, tags, enabled, created_type) == (default_kind, default_tags, default_enabled,
                                                    stamp_type)
     assert len(created_at) == len(default_stamp)  # the same timestamp format
+
+
+def test_beside_compute_threads_only_for_a_server_database(engine) -> None:
+    import threading
+
+    caller = threading.get_ident()
+    with store.beside_compute(engine) as io:
+        where = io.submit(threading.get_ident).result()
+        failed = io.submit(int, "not a number")
+        with pytest.raises(ValueError, match="not a number"):
+            failed.result()  # an error reaches the caller when it asks for the result
+        late = io.submit(store.table_counts, engine)
+    assert late.done()  # leaving the block finishes what was submitted
+    assert late.result()["feeds"] == 0
+    assert (where != caller) == (engine.dialect.name == "postgresql")
