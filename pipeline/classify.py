@@ -515,7 +515,7 @@ def _unscored(session: Any, version: str, rescore: bool, after_id: int, limit: i
         .order_by(Sentence.id)
         .limit(limit)
     )
-    return [tuple(row) for row in session.connection().execute(query)]  # Core: no ORM rows
+    return list(session.connection().execute(query))  # Core rows: (id, text) tuples
 
 
 def _has_unscored(engine: Any) -> bool:

@@ -1,10 +1,10 @@
 """Engine, sessions, migrations and the bulk writes every stage uses.
 
 Writes go through :func:`insert_ignore`, :func:`insert_columns` and :func:`upsert`:
-one statement per batch, conflict handling in the database, so reruns add nothing
+a few statements per batch, conflict handling in the database, so reruns add nothing
 and there are no per-row round trips. Rows are turned into one list per column
-first. On SQLite the driver's ``executemany`` runs the batch (SQLAlchemy's own
-multi-row insert where ids must come back); on PostgreSQL one
+first. On SQLite, multi-row ``INSERT ... VALUES`` statements run through the driver
+(SQLAlchemy's own multi-row insert where ids must come back); on PostgreSQL one
 ``INSERT ... SELECT FROM unnest(...)`` with an array parameter per column.
 """
 
@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, overload
 
@@ -278,7 +278,7 @@ def _insert_columns(session: Session, table: Any, columns: dict[str, Any], n: in
         statement, params = _unnest_insert(session, table, columns, n)
         return session.execute(statement, params).rowcount
     if dialect == "sqlite":
-        return _sqlite_executemany(session, table, columns, n)
+        return _sqlite_insert(session, table, columns, n)
     raise StoreError(f"unsupported database dialect {dialect!r}; use SQLite or PostgreSQL")
 
 
@@ -357,13 +357,18 @@ def _unnest_insert(
     return text(sql), params
 
 
-def _sqlite_executemany(session: Session, table: Any, columns: dict[str, Any], n: int) -> int:
-    """SQLite without RETURNING: one ``INSERT ... ON CONFLICT DO NOTHING`` run by the
-    driver's ``executemany``, each value through its column type's bind processor.
+SQLITE_VARIABLES = 999  # the lowest limit on parameters per statement of any SQLite 3
+
+
+def _sqlite_insert(session: Session, table: Any, columns: dict[str, Any], n: int) -> int:
+    """SQLite without RETURNING: ``INSERT ... VALUES (...), (...), ... ON CONFLICT DO
+    NOTHING`` with as many rows per statement as its parameter limit allows, each value
+    through its column type's bind processor.
 
     SQLAlchemy's own executemany spends as long converting the rows as SQLite spends
-    storing them; this does the same conversion a column at a time, once for a value
-    that every row shares.
+    storing them; this does the same conversion a column at a time (once for a value
+    every row shares). Multi-row statements take a third less time in SQLite than the
+    driver's ``executemany`` of a one-row statement.
     """
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
@@ -375,18 +380,27 @@ def _sqlite_executemany(session: Session, table: Any, columns: dict[str, Any], n
             values.append(repeat(process(value) if process else value, n))
         else:
             values.append(column_values if process is None else map(process, column_values))
-    sql = (
+    rows = list(zip(*values, strict=True))
+    head = (
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-        f"({', '.join(quote(name) for name in columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING"
+        f"({', '.join(quote(name) for name in columns)}) VALUES "
     )
-    return session.connection().exec_driver_sql(sql, list(zip(*values, strict=True))).rowcount
+    one = f"({', '.join('?' for _ in columns)})"
+    per_statement = max(1, SQLITE_VARIABLES // len(columns))
+    connection = session.connection()
+    inserted = 0
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        sql = f"{head}{', '.join([one] * len(chunk))} ON CONFLICT DO NOTHING"
+        params = tuple(chain.from_iterable(chunk))
+        inserted += connection.exec_driver_sql(sql, params).rowcount
+    return inserted
 
 
 def _column_lists(table: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``rows`` column by column: a list per column, in table order, plus the Python-side
-    default of each column the rows lack, shared (a batch is one statement, so its rows
-    share a default such as the insert time)."""
+    default of each column the rows lack, shared (rows written together share a default
+    such as the insert time)."""
     present = {name for row in rows for name in row}
     unknown = present - set(table.c.keys())
     if unknown:

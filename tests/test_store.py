@@ -74,6 +74,7 @@ def _sentence_ids(engine, n: int) -> list[int]:
 
 def test_insert_columns_takes_lists_and_shared_values(engine, monkeypatch) -> None:
     monkeypatch.setattr(store, "BATCH_ROWS", 3)  # several batches
+    monkeypatch.setattr(store, "SQLITE_VARIABLES", 20)  # and several statements per batch
     ids = sorted(_sentence_ids(engine, 7))
     columns = {"sentence_id": ids, "model_version": "v1", "label": ["neutral"] * 7,
                "p_escalation": [0.1] * 7, "p_deescalation": [0.2] * 7,
