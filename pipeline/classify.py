@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sqlalchemy import or_, select
 
+from pipeline.gctools import collector_paused
 from pipeline.lexicon import CueFeatures
 
 LABELS = ("escalation", "deescalation", "neutral")
@@ -545,6 +546,7 @@ def prediction_columns(classifier: Classifier, batch: Sequence[tuple[int, str]]
     }
 
 
+@collector_paused()  # millions of short-lived rows, no cycles among them
 def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
                        progress: Any = None, classifier: Classifier | None = None
                        ) -> dict[str, int]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, exists, select, update
 
+from pipeline.gctools import collector_paused
 from pipeline.store import insert_ignore, session_scope
 from pipeline.tables import Article, Sentence
 
@@ -61,6 +62,7 @@ def count_unsplit(session) -> int:
     return session.execute(query).scalar_one()
 
 
+@collector_paused()  # millions of short-lived rows, no cycles among them
 def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
     """Split every article that has no sentences yet and tag countries; returns counts."""
     from pipeline.geo import load_gazetteer

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Engine, case, delete, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from pipeline.gctools import collector_paused
 from pipeline.store import session_scope, upsert
 from pipeline.tables import Article, DailySignal, Prediction, Sentence, utcnow
 
@@ -311,6 +312,7 @@ def up_to_date_days(session: Session, days: Sequence[dt.date]) -> set[dt.date]:
     return set(session.execute(query).scalars())
 
 
+@collector_paused()  # millions of short-lived rows, no cycles among them
 def compute_signals(
     engine: Engine,
     *,
