@@ -140,7 +140,8 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-# --- bulk writes --------------------------------------------------------------
+# --- database work beside computing -------------------------------------------
+
 
 class _Inline:
     """An executor that runs each call at once, in the caller's thread."""
@@ -174,9 +175,6 @@ def beside_compute(engine: Engine) -> Iterator[Any]:
 
 
 # --- bulk writes --------------------------------------------------------------
-
-
-
 
 
 def _insert_for(session: Session, table: Any) -> Any:
