@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, exists, select, update
 
 from pipeline.gctools import collector_paused
-from pipeline.store import insert_ignore, session_scope
+from pipeline.store import beside_compute, insert_ignore, session_scope
 from pipeline.tables import Article, Sentence
 
 ARTICLE_BATCH = 500
@@ -64,30 +64,45 @@ def count_unsplit(session) -> int:
 
 @collector_paused()  # millions of short-lived rows, no cycles among them
 def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
-    """Split every article that has no sentences yet and tag countries; returns counts."""
+    """Split every article that has no sentences yet and tag countries; returns counts.
+
+    On PostgreSQL the next batch is read and the last one written while this one is split
+    (see :func:`pipeline.store.beside_compute`); each batch is its own transaction.
+    """
     from pipeline.geo import load_gazetteer
 
     gazetteer = load_gazetteer()
-    articles = sentences = 0
-    last_id = 0
     with session_scope(engine) as session:
         total = count_unsplit(session)
     if progress is not None:
         progress.start("split", total)
-    while True:
+
+    def read(after_id: int) -> list[tuple[int, str]]:
         with session_scope(engine) as session:
-            batch = _unsplit_articles(session, last_id, ARTICLE_BATCH)
-            if not batch:
-                break
-            per_article = {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
-            rows = [row for article_rows in per_article.values() for row in article_rows]
-            sentences += insert_ignore(session, Sentence, rows, returning=None)
+            return _unsplit_articles(session, after_id, ARTICLE_BATCH)
+
+    def write(per_article: dict[int, list[dict[str, Any]]]) -> int:
+        rows = [row for article_rows in per_article.values() for row in article_rows]
+        with session_scope(engine) as session:
+            stored = insert_ignore(session, Sentence, rows, returning=None)
             session.execute(
                 update(Article),
                 [{"id": aid, "countries": article_countries(r)} for aid, r in per_article.items()],
             )
-        articles += len(batch)
-        last_id = batch[-1][0]
-        if progress is not None:
-            progress.advance(len(batch))
+        return stored
+
+    articles = sentences = 0
+    with beside_compute(engine) as io:
+        upcoming, written = io.submit(read, 0), None
+        while batch := upcoming.result():
+            upcoming = io.submit(read, batch[-1][0])
+            per_article = {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
+            if written is not None:
+                sentences += written.result()  # at most one write in flight
+            written = io.submit(write, per_article)
+            articles += len(batch)
+            if progress is not None:
+                progress.advance(len(batch))
+        if written is not None:
+            sentences += written.result()
     return {"articles_split": articles, "sentences_new": sentences}
