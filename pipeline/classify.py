@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -106,7 +107,9 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         if isinstance(vocabulary, dict) and sorted(vocabulary.values()) == list(
                 range(len(vocabulary))):
             terms = sorted(vocabulary, key=vocabulary.__getitem__)
-            state["vocabulary_"] = np.array(terms, dtype=str) if terms else np.array([], "U1")
+            array = np.array(terms, dtype=str) if terms else np.array([], "U1")
+            if array.tolist() == terms:  # NumPy drops trailing NULs: keep such terms a dict
+                state["vocabulary_"] = array
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -504,7 +507,7 @@ def _english(language_column: Any) -> Any:
 
 
 def _unscored(session: Any, version: str, rescore: bool, after_id: int, limit: int
-              ) -> list[tuple[int, str]]:
+              ) -> list[Any]:
     from pipeline.tables import Article, Prediction, Sentence
 
     scored = select(Prediction.id).where(Prediction.sentence_id == Sentence.id)
@@ -556,9 +559,9 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
     With ``rescore``, score every English sentence the current model has not scored,
     also those an older model scored (the old predictions stay, keyed by version).
     On PostgreSQL the next batch is read and the last one written while this one is
-    scored (see :func:`pipeline.store.beside_compute`); each batch is its own transaction.
+    scored (see :func:`pipeline.store.run_batches`); each batch is its own transaction.
     """
-    from pipeline.store import beside_compute, insert_columns, session_scope
+    from pipeline.store import insert_columns, run_batches, session_scope
     from pipeline.tables import Prediction
 
     if classifier is None:
@@ -567,28 +570,21 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
         classifier = load_model(settings.models_dir, settings.model_name)
     version, batch_size = classifier.version, settings.classify_batch_size
 
-    def read(after_id: int) -> list[tuple[int, str]]:
+    def read(after_id: int) -> list[Any]:  # (id, text) rows
         with session_scope(engine) as session:
             return _unscored(session, version, rescore, after_id, batch_size)
 
-    def write(columns: dict[str, Any]) -> None:
+    def write(columns: dict[str, Any]) -> int:
         with session_scope(engine) as session:
             insert_columns(session, Prediction, columns)
+        return len(columns["sentence_id"])
 
-    scored = 0
+    def advance(batch: Sequence[Any]) -> None:
+        if progress is not None:
+            progress.advance(len(batch))
+
     if progress is not None:
         progress.start(f"classify ({version})", None)
-    with beside_compute(engine) as io:
-        upcoming, written = io.submit(read, 0), None
-        while batch := upcoming.result():
-            upcoming = io.submit(read, batch[-1][0])
-            columns = prediction_columns(classifier, batch)
-            if written is not None:
-                written.result()  # at most one write in flight; its error surfaces here
-            written = io.submit(write, columns)
-            scored += len(batch)
-            if progress is not None:
-                progress.advance(len(batch))
-        if written is not None:
-            written.result()
-    return {"sentences_scored": scored}
+    written = run_batches(engine, read, partial(prediction_columns, classifier), write,
+                          after_batch=advance)
+    return {"sentences_scored": sum(written)}

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, exists, select, update
 
 from pipeline.gctools import collector_paused
-from pipeline.store import beside_compute, insert_ignore, session_scope
+from pipeline.store import insert_ignore, run_batches, session_scope
 from pipeline.tables import Article, Sentence
 
 ARTICLE_BATCH = 500
@@ -67,7 +67,7 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
     """Split every article that has no sentences yet and tag countries; returns counts.
 
     On PostgreSQL the next batch is read and the last one written while this one is split
-    (see :func:`pipeline.store.beside_compute`); each batch is its own transaction.
+    (see :func:`pipeline.store.run_batches`); each batch is its own transaction.
     """
     from pipeline.geo import load_gazetteer
 
@@ -81,7 +81,7 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
         with session_scope(engine) as session:
             return _unsplit_articles(session, after_id, ARTICLE_BATCH)
 
-    def write(per_article: dict[int, list[dict[str, Any]]]) -> int:
+    def write(per_article: dict[int, list[dict[str, Any]]]) -> tuple[int, int]:
         rows = [row for article_rows in per_article.values() for row in article_rows]
         with session_scope(engine) as session:
             stored = insert_ignore(session, Sentence, rows, returning=None)
@@ -89,20 +89,15 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
                 update(Article),
                 [{"id": aid, "countries": article_countries(r)} for aid, r in per_article.items()],
             )
-        return stored
+        return len(per_article), stored
 
-    articles = sentences = 0
-    with beside_compute(engine) as io:
-        upcoming, written = io.submit(read, 0), None
-        while batch := upcoming.result():
-            upcoming = io.submit(read, batch[-1][0])
-            per_article = {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
-            if written is not None:
-                sentences += written.result()  # at most one write in flight
-            written = io.submit(write, per_article)
-            articles += len(batch)
-            if progress is not None:
-                progress.advance(len(batch))
-        if written is not None:
-            sentences += written.result()
-    return {"articles_split": articles, "sentences_new": sentences}
+    def split(batch: Any) -> dict[int, list[dict[str, Any]]]:
+        return {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
+
+    def advance(batch: Any) -> None:
+        if progress is not None:
+            progress.advance(len(batch))
+
+    written = run_batches(engine, read, split, write, after_batch=advance)
+    return {"articles_split": sum(articles for articles, _ in written),
+            "sentences_new": sum(stored for _, stored in written)}

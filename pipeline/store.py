@@ -2,10 +2,11 @@
 
 Writes go through :func:`insert_ignore`, :func:`insert_columns` and :func:`upsert`:
 a few statements per batch, conflict handling in the database, so reruns add nothing
-and there are no per-row round trips. Rows are turned into one list per column
-first. On SQLite, multi-row ``INSERT ... VALUES`` statements run through the driver
-(SQLAlchemy's own multi-row insert where ids must come back); on PostgreSQL one
-``INSERT ... SELECT FROM unnest(...)`` with an array parameter per column.
+and there are no per-row round trips. On PostgreSQL each batch is one
+``INSERT ... SELECT FROM unnest(...)`` with an array parameter per column. On SQLite,
+inserts that return no ids run as multi-row ``INSERT ... VALUES`` statements through the
+driver, a column at a time through each type's bind processor; inserts returning ids and
+upserts use SQLAlchemy's own multi-row statements.
 """
 
 from __future__ import annotations
@@ -174,6 +175,49 @@ def beside_compute(engine: Engine) -> Iterator[Any]:
         yield pool
 
 
+def run_batches(
+    engine: Engine,
+    read: Callable[[int], Sequence[Any]],
+    work: Callable[[Sequence[Any]], Any],
+    write: Callable[[Any], Any],
+    *,
+    after_batch: Callable[[Sequence[Any]], None] | None = None,
+) -> list[Any]:
+    """Read, work on and write batches until ``read`` returns an empty one; ``write``'s
+    results, in order.
+
+    ``read(after_id)`` returns the next batch of rows whose first field is an id, in id
+    order (the first call gets 0); ``work(batch)`` computes what ``write`` stores. Reading
+    the next batch and writing the last one run :func:`beside_compute` the work. Each
+    write is its own transaction, so what was written before an error stays; at most one
+    write is in flight. An error in a write surfaces at the latest with the next batch's,
+    and one that coincides with another error is noted on it.
+    """
+    results: list[Any] = []
+    with beside_compute(engine) as io:
+        upcoming, written = io.submit(read, 0), None
+        try:
+            while batch := upcoming.result():
+                upcoming = io.submit(read, batch[-1][0])
+                done = work(batch)
+                if written is not None:
+                    pending, written = written, None
+                    results.append(pending.result())
+                written = io.submit(write, done)
+                if after_batch is not None:
+                    after_batch(batch)
+            if written is not None:
+                pending, written = written, None
+                results.append(pending.result())
+        except BaseException as exc:
+            upcoming.cancel()
+            failed = written.exception() if written is not None else None
+            if failed is not None:
+                exc.add_note(f"an earlier batch's write failed too: {first_line(failed)}")
+            raise
+    return results
+
+
 # --- bulk writes --------------------------------------------------------------
 
 
@@ -239,28 +283,37 @@ def insert_ignore(
 def insert_columns(session: Session, model: type[Base], columns: dict[str, Any]) -> int:
     """Insert rows given column by column, skipping any that collide with a unique key.
 
-    ``columns`` maps a column name to a list or tuple of values, one per row (all of the
-    same length), or to any other value, which every row shares. For many narrow rows,
-    such as predictions, this skips building a dict per row. Returns how many rows were
-    inserted.
+    ``columns`` maps a column name to a list, tuple or 1-D NumPy array of values, one per
+    row (all of the same length), or to any other value, which every row shares (so a JSON
+    list meant for every row must be given per row). At least one column must be per row.
+    For many narrow rows, such as predictions, this skips building a dict per row. Returns
+    how many rows were inserted.
     """
     table = model.__table__
     unknown = set(columns) - set(table.c.keys())
     if unknown:
         raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")
-    lengths = {len(v) for v in columns.values() if isinstance(v, list | tuple)}
+    per_row = {name: v.tolist() if getattr(v, "ndim", 0) == 1 else list(v)
+               for name, v in columns.items() if _one_per_row(v)}
+    if columns and not per_row:
+        raise StoreError(f"{table.name}: no column has one value per row; give at least one "
+                         "as a list")
+    lengths = {len(v) for v in per_row.values()}
     if len(lengths) > 1:
         raise StoreError(f"{table.name}: columns of different lengths {sorted(lengths)}")
     n = lengths.pop() if lengths else 0
     filled = {**_defaults(table), **{
-        name: list(v) if isinstance(v, list | tuple) else _Shared(v)
-        for name, v in columns.items()}}
+        name: per_row[name] if name in per_row else _Shared(v) for name, v in columns.items()}}
     count = 0
     for start in range(0, n, BATCH_ROWS):
         batch = {name: v[start:start + BATCH_ROWS] if isinstance(v, list) else v
                  for name, v in filled.items()}
         count += _insert_columns(session, table, batch, min(BATCH_ROWS, n - start))
     return count
+
+
+def _one_per_row(value: Any) -> bool:
+    return isinstance(value, list | tuple) or getattr(value, "ndim", 0) == 1  # NumPy 1-D
 
 
 @dataclass(frozen=True)
@@ -385,6 +438,8 @@ def _sqlite_insert(session: Session, table: Any, columns: dict[str, Any], n: int
     )
     one = f"({', '.join('?' for _ in columns)})"
     per_statement = max(1, SQLITE_VARIABLES // len(columns))
+    if session.autoflush:
+        session.flush()  # as session.execute would: pending ORM objects first
     connection = session.connection()
     inserted = 0
     for start in range(0, len(rows), per_statement):

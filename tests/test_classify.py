@@ -339,3 +339,11 @@ def test_new_model_rescores_only_when_asked(engine, trained, tmp_path) -> None:
             select(Prediction.model_version, func.count()).group_by(Prediction.model_version)
         ).all())
     assert versions == {old.version: 3, "9.9-newversion0": 3}
+
+
+def test_vocabulary_that_an_array_would_change_stays_a_dict():
+    from pipeline.classify import CompactTfidfVectorizer
+
+    words = CompactTfidfVectorizer()
+    words.vocabulary_ = {"a": 0, "a\x00": 1}  # NumPy strings drop trailing NULs
+    assert words.__getstate__()["vocabulary_"] == {"a": 0, "a\x00": 1}

@@ -230,3 +230,61 @@ def test_beside_compute_threads_only_for_a_server_database(engine) -> None:
     assert late.done()  # leaving the block finishes what was submitted
     assert late.result()["feeds"] == 0
     assert (where != caller) == (engine.dialect.name == "postgresql")
+
+
+def test_bulk_insert_sees_pending_orm_objects(engine) -> None:
+    with store.session_scope(engine) as session:
+        session.add(Feed(**_feed("a")))
+        assert store.insert_ignore(session, Feed, [_feed("a"), _feed("b")], returning=None) == 1
+    assert store.table_counts(engine)["feeds"] == 2
+
+
+def test_insert_columns_takes_arrays_and_refuses_all_shared_values(engine) -> None:
+    import numpy as np
+
+    ids = sorted(_sentence_ids(engine, 3))
+    columns = {"sentence_id": np.asarray(ids), "model_version": "v1", "label": "neutral",
+               "p_escalation": np.zeros(3), "p_deescalation": np.zeros(3),
+               "p_neutral": np.ones(3)}
+    with store.session_scope(engine) as session:
+        assert store.insert_columns(session, Prediction, columns) == 3
+        with pytest.raises(store.StoreError, match="one value per row"):
+            store.insert_columns(session, Prediction, {"sentence_id": 1, "label": "x"})
+
+
+def _feed_batches(engine, names: list[str], *, fail_write: int = -1, fail_work: int = -1):
+    """store.run_batches over feed names: batch k is [(k + 1, name)], written as a feed."""
+    def read(after: int) -> list[tuple[int, str]]:
+        return [(after + 1, names[after])] if after < len(names) else []
+
+    def work(batch):
+        if batch[0][0] == fail_work:
+            raise ValueError(f"work failed at {fail_work}")
+        return batch[0]
+
+    def write(item) -> int:
+        if item[0] == fail_write:
+            raise RuntimeError(f"write failed at {fail_write}")
+        with store.session_scope(engine) as session:
+            return store.insert_ignore(session, Feed, [_feed(item[1])], returning=None)
+
+    return store.run_batches(engine, read, work, write)
+
+
+def test_run_batches_writes_every_batch_in_order(engine) -> None:
+    assert _feed_batches(engine, ["a", "b", "c"]) == [1, 1, 1]
+    assert store.table_counts(engine)["feeds"] == 3
+
+
+def test_run_batches_keeps_what_was_written_before_a_failed_write(engine) -> None:
+    with pytest.raises(RuntimeError, match="write failed at 2"):
+        _feed_batches(engine, ["a", "b", "c", "d"], fail_write=2)
+    with store.session_scope(engine) as session:
+        names = set(session.execute(select(Feed.name)).scalars())
+    assert "a" in names and "b" not in names
+
+
+def test_run_batches_notes_a_failed_write_behind_another_error(engine) -> None:
+    with pytest.raises(ValueError, match="work failed at 3") as caught:
+        _feed_batches(engine, ["a", "b", "c", "d"], fail_write=2, fail_work=3)
+    assert any("write failed at 2" in note for note in caught.value.__notes__)
