@@ -579,12 +579,8 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
             insert_columns(session, Prediction, columns)
         return len(columns["sentence_id"])
 
-    def advance(batch: Sequence[Any]) -> None:
-        if progress is not None:
-            progress.advance(len(batch))
-
     if progress is not None:
         progress.start(f"classify ({version})", None)
     written = run_batches(engine, read, partial(prediction_columns, classifier), write,
-                          after_batch=advance)
+                          progress=progress)
     return {"sentences_scored": sum(written)}

@@ -94,10 +94,6 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
     def split(batch: Any) -> dict[int, list[dict[str, Any]]]:
         return {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
 
-    def advance(batch: Any) -> None:
-        if progress is not None:
-            progress.advance(len(batch))
-
-    written = run_batches(engine, read, split, write, after_batch=advance)
+    written = run_batches(engine, read, split, write, progress=progress)
     return {"articles_split": sum(articles for articles, _ in written),
             "sentences_new": sum(stored for _, stored in written)}

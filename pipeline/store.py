@@ -181,7 +181,7 @@ def run_batches(
     work: Callable[[Sequence[Any]], Any],
     write: Callable[[Any], Any],
     *,
-    after_batch: Callable[[Sequence[Any]], None] | None = None,
+    progress: Any = None,
 ) -> list[Any]:
     """Read, work on and write batches until ``read`` returns an empty one; ``write``'s
     results, in order.
@@ -191,7 +191,8 @@ def run_batches(
     the next batch and writing the last one run :func:`beside_compute` the work. Each
     write is its own transaction, so what was written before an error stays; at most one
     write is in flight. An error in a write surfaces at the latest with the next batch's,
-    and one that coincides with another error is noted on it.
+    and one that coincides with another error is noted on it. ``progress.advance(n)``, if
+    given, hears of each batch once its work is done.
     """
     results: list[Any] = []
     with beside_compute(engine) as io:
@@ -204,8 +205,8 @@ def run_batches(
                     pending, written = written, None
                     results.append(pending.result())
                 written = io.submit(write, done)
-                if after_batch is not None:
-                    after_batch(batch)
+                if progress is not None:
+                    progress.advance(len(batch))
             if written is not None:
                 pending, written = written, None
                 results.append(pending.result())
@@ -222,12 +223,22 @@ def run_batches(
 
 
 def _insert_for(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
+    dialect = _dialect_name(session)
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
-    raise StoreError(f"unsupported database dialect {dialect!r}; use SQLite or PostgreSQL")
+    raise _unsupported(dialect)
+
+
+def _unsupported(dialect: str) -> StoreError:
+    return StoreError(f"unsupported database dialect {dialect!r}; use SQLite or PostgreSQL")
+
+
+def _check_columns(table: Any, names: Iterable[str]) -> None:
+    unknown = set(names) - set(table.c.keys())
+    if unknown:
+        raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")
 
 
 def _batches(rows: Sequence[dict[str, Any]], size: int = BATCH_ROWS) -> Iterable[list[dict]]:
@@ -290,9 +301,7 @@ def insert_columns(session: Session, model: type[Base], columns: dict[str, Any])
     how many rows were inserted.
     """
     table = model.__table__
-    unknown = set(columns) - set(table.c.keys())
-    if unknown:
-        raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")
+    _check_columns(table, columns)
     per_row = {name: v.tolist() if getattr(v, "ndim", 0) == 1 else list(v)
                for name, v in columns.items() if _one_per_row(v)}
     if columns and not per_row:
@@ -330,7 +339,7 @@ def _insert_columns(session: Session, table: Any, columns: dict[str, Any], n: in
         return session.execute(statement, params).rowcount
     if dialect == "sqlite":
         return _sqlite_insert(session, table, columns, n)
-    raise StoreError(f"unsupported database dialect {dialect!r}; use SQLite or PostgreSQL")
+    raise _unsupported(dialect)
 
 
 def upsert(
@@ -455,9 +464,7 @@ def _column_lists(table: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     default of each column the rows lack, shared (rows written together share a default
     such as the insert time)."""
     present = {name for row in rows for name in row}
-    unknown = present - set(table.c.keys())
-    if unknown:
-        raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")
+    _check_columns(table, present)
     defaults = _defaults(table)
     columns: dict[str, Any] = {}
     for column in table.c:
