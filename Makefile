@@ -34,7 +34,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 # Re-pin after editing pyproject.toml dependencies (needs the package registry).
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra airflow --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

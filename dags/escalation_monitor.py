@@ -93,8 +93,7 @@ def smtp_overrides(conn_id: str) -> dict[str, Any] | None:
     One connection then serves both the alert mails and the failure notices.
     """
     from airflow.sdk.exceptions import AirflowNotFoundException
-
-    from pipeline.alerts import smtp_settings_from_airflow
+    from escmon_airflow.smtp import smtp_settings_from_airflow
 
     try:
         return smtp_settings_from_airflow(conn_id)

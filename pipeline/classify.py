@@ -31,6 +31,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sqlalchemy import or_, select
 
+from pipeline.errors import EscmonError
 from pipeline.gctools import collector_paused
 from pipeline.lexicon import CueFeatures
 
@@ -68,15 +69,15 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(EscmonError, ValueError):
     """A labels file row is unusable; the message names the file and line."""
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(EscmonError, FileNotFoundError):
     """No trained model in the models folder."""
 
 
-class UntrustedModelError(ValueError):
+class UntrustedModelError(EscmonError, ValueError):
     """The model file holds types outside :data:`TRUSTED_TYPES`."""
 
 

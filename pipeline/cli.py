@@ -9,12 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from pipeline.errors import EscmonError
+from pipeline.stages import STAGE_NAMES
 
 app = typer.Typer(
     name="escmon",
@@ -34,8 +40,44 @@ out = Console()
 err = Console(stderr=True)
 
 
-class UserError(Exception):
+class UserError(EscmonError):
     """An error the user can fix; printed as one line."""
+
+
+class OutputFormat(StrEnum):
+    """How list-like output is printed."""
+
+    auto = "auto"
+    table = "table"
+    jsonl = "jsonl"
+
+
+# One --format for every command that prints rows.
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format",
+        case_sensitive=False,
+        help="table, jsonl, or auto: a table on a terminal, JSON Lines when piped.",
+    ),
+]
+
+
+# The closed sets the options take (typer turns an Enum into a checked choice).
+Stage = StrEnum("Stage", {name: name for name in STAGE_NAMES})
+DetectMethod = StrEnum(
+    "DetectMethod", {"ears_c1": "ears-c1", "ears_c2": "ears-c2", "ears_c3": "ears-c3",
+                     "share": "share"}
+)
+AlertStatus = StrEnum("AlertStatus", {name: name for name in ("pending", "sent", "failed")})
+Fulltext = StrEnum("Fulltext", {name: name for name in ("auto", "always", "never")})
+
+
+def input_option(help: str) -> Any:
+    """``--input FILE``: the file must exist and be readable; ``-`` reads standard input."""
+    return typer.Option(
+        "--input", exists=True, dir_okay=False, readable=True, allow_dash=True, help=help
+    )
 
 
 def fail(message: str) -> None:
@@ -161,7 +203,8 @@ def run_command(
         str | None, typer.Option("--date", help="Day to run for (YYYY-MM-DD); default today.")
     ] = None,
     stage: Annotated[
-        list[str] | None, typer.Option("--stage", help="Run only this stage (repeatable).")
+        list[Stage] | None,
+        typer.Option("--stage", help="Run only this stage (repeatable)."),
     ] = None,
 ) -> None:
     """Run the daily job: every stage in order, then print a summary.
@@ -174,10 +217,7 @@ def run_command(
     from pipeline.store import check_schema
 
     day = _parse_day(date)
-    names = stage or list(daily.STAGES)
-    unknown = [name for name in names if name not in daily.STAGES]
-    if unknown:
-        raise UserError(f"unknown stage {unknown[0]!r}; stages are: {', '.join(daily.STAGES)}")
+    names = [str(name) for name in stage] if stage else list(STAGE_NAMES)
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,
@@ -253,8 +293,7 @@ def train_command(
 
     Example: escmon train
     """
-    from pipeline.classify import ModelNotFoundError, TrainingDataError, load_model, train
-    from pipeline.devset import DevsetError
+    from pipeline.classify import ModelNotFoundError, load_model, train
 
     settings = _settings()
     if shared_dir is not None and not shared_dir.is_dir():
@@ -269,15 +308,12 @@ def train_command(
             out.print(f"model {settings.model_name}-{model.version} present; not retraining")
             return
     with err.status("training the classifier (cross-validation included)..."):
-        try:
-            card = train(
-                settings.seeds_dir,
-                settings.models_dir,
-                name=settings.model_name,
-                shared_dir=devset_source,
-            )
-        except (TrainingDataError, DevsetError) as exc:
-            raise UserError(str(exc)) from exc
+        card = train(
+            settings.seeds_dir,
+            settings.models_dir,
+            name=settings.model_name,
+            shared_dir=devset_source,
+        )
     cv = card.cross_validation.get("macro_f1")
     dev = card.dev_set.get("macro_f1")
     out.print(
@@ -295,8 +331,6 @@ def _read_inputs(texts: list[str] | None, input_path: Path | None) -> list[dict[
     if str(input_path) == "-":
         lines = sys.stdin.read().splitlines()
     else:
-        if not input_path.is_file():
-            raise UserError(f"{input_path}: no such file")
         try:
             lines = input_path.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as exc:
@@ -323,13 +357,10 @@ def _jsonl_items(lines: list[str], source: Path) -> list[dict[str, Any]]:
 
 
 def _load_classifier():
-    from pipeline.classify import ModelNotFoundError, UntrustedModelError, load_model
+    from pipeline.classify import load_model
 
     settings = _settings()
-    try:
-        return load_model(settings.models_dir, settings.model_name)
-    except (ModelNotFoundError, UntrustedModelError) as exc:
-        raise UserError(str(exc)) from exc
+    return load_model(settings.models_dir, settings.model_name)
 
 
 def _cue_dicts(classifier: Any, text: str) -> list[dict[str, str]]:
@@ -343,28 +374,27 @@ def _cue_dicts(classifier: Any, text: str) -> list[dict[str, str]]:
 def classify_command(
     texts: Annotated[list[str] | None, typer.Argument(help="Sentences to classify.")] = None,
     input_path: Annotated[
-        Path | None,
-        typer.Option("--input", help="One sentence per line, or JSON Lines with a text key."),
+        Path | None, input_option("One sentence per line, or JSON Lines with a text key.")
     ] = None,
-    output_format: Annotated[str, typer.Option("--format", help="jsonl or table.")] = "jsonl",
+    output_format: FormatOption = OutputFormat.jsonl,
     explain: Annotated[
         bool, typer.Option("--explain", help="Add the cues (CAMEO codes) behind each label.")
     ] = False,
     rescore: Annotated[
         bool,
-        typer.Option("--rescore", help="Score every stored sentence with the current model."),
+        typer.Option("--rescore", hidden=True, help="Deprecated: use `escmon rescore`."),
     ] = False,
 ) -> None:
     """Tag sentences escalation / deescalation / neutral, with probabilities.
 
-    Prints one JSON object per input, in input order. With --rescore, scores the
-    stored sentences that the current model has not scored yet instead.
+    Prints one JSON object per input, in input order.
 
     Example: escmon classify "Troops were withdrawn from the border." --explain
     """
-    _check_format(output_format)
     if rescore:
-        _rescore()
+        err.print("warning: `escmon classify --rescore` is deprecated; use `escmon rescore`",
+                  highlight=False)
+        rescore_command()
         return
     items = _read_inputs(texts, input_path)
     if not items:
@@ -388,18 +418,24 @@ def classify_command(
     _emit(rows, output_format, title="Predictions")
 
 
-def _rescore() -> None:
+@app.command("rescore")
+def rescore_command() -> None:
+    """Score the stored sentences that the current model has not scored yet.
+
+    Run it after training or installing a new model; earlier models' predictions stay.
+
+    Example: escmon train && escmon rescore
+    """
     from pipeline.classify import classify_sentences
 
-    counts = classify_sentences(_engine(), _settings(), rescore=True)
+    with _store() as engine:
+        counts = classify_sentences(engine, _settings(), rescore=True)
     out.print(", ".join(f"{key}={value}" for key, value in counts.items()))
 
 
 @app.command("evaluate")
 def evaluate_command(
-    input_path: Annotated[
-        Path, typer.Option("--input", help="JSON Lines with text and label keys.")
-    ],
+    input_path: Annotated[Path, input_option("JSON Lines with text and label keys.")],
 ) -> None:
     """Score the current model on labelled sentences: macro-F1, per class, confusion.
 
@@ -436,18 +472,18 @@ def _print_scores(result: dict[str, Any], title: str) -> None:
 
 # --- detect -----------------------------------------------------------------------
 
-DETECT_METHODS = ("ears-c1", "ears-c2", "ears-c3", "share")
+
 
 
 @app.command("detect")
 def detect_command(
     input_path: Annotated[
-        Path, typer.Option("--input", help="CSV with header date,count[,total]; - for stdin.")
+        Path, input_option("CSV with header date,count[,total]; - for stdin.")
     ],
     method: Annotated[
-        str, typer.Option("--method", help="ears-c1, ears-c2, ears-c3 or share.")
-    ] = "ears-c2",
-    output_format: Annotated[str, typer.Option("--format", help="jsonl or table.")] = "jsonl",
+        DetectMethod, typer.Option("--method", help="The detector.")
+    ] = DetectMethod.ears_c2,
+    output_format: FormatOption = OutputFormat.jsonl,
 ) -> None:
     """Run a spike detector over a daily series and print one result per day.
 
@@ -458,15 +494,10 @@ def detect_command(
     """
     from pipeline import detect
 
-    if method not in DETECT_METHODS:
-        raise UserError(f"--method must be one of {', '.join(DETECT_METHODS)}, got {method!r}")
-    _check_format(output_format)
     try:
         if str(input_path) == "-":
             dates, counts, totals = detect.read_counts_csv(sys.stdin)
         else:
-            if not input_path.is_file():
-                raise UserError(f"{input_path}: no such file")
             dates, counts, totals = detect.read_counts_csv(input_path)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
@@ -489,14 +520,11 @@ def detect_command(
     _emit(rows, output_format, title=f"{method} on {input_path}")
 
 
-def _check_format(output_format: str) -> None:
-    if output_format not in ("jsonl", "table"):
-        raise UserError(f"--format must be jsonl or table, got {output_format!r}")
-
-
-def _emit(rows: list[dict[str, Any]], output_format: str, *, title: str = "") -> None:
+def _emit(rows: list[dict[str, Any]], output_format: OutputFormat, *, title: str = "") -> None:
     """Print rows as JSON Lines (one object per line) or as a table."""
-    if output_format == "jsonl":
+    if output_format is OutputFormat.auto:
+        output_format = OutputFormat.table if sys.stdout.isatty() else OutputFormat.jsonl
+    if output_format is OutputFormat.jsonl:
         for row in rows:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         sys.stdout.flush()
@@ -516,26 +544,14 @@ def _cell(value: Any) -> str:
 # --- feeds ------------------------------------------------------------------------
 
 
-def _registry_call(function: Any, *args: Any, **kwargs: Any) -> Any:
-    from pipeline.registry import RegistryError
-
-    try:
-        return function(*args, **kwargs)
-    except RegistryError as exc:
-        raise UserError(str(exc)) from exc
-
-
 @feeds_app.command("list")
-def feeds_list(
-    output_format: Annotated[str, typer.Option("--format", help="table or jsonl.")] = "table",
-) -> None:
+def feeds_list(output_format: FormatOption = OutputFormat.auto) -> None:
     """List the registered feeds.
 
     Example: escmon feeds list --format jsonl
     """
     from pipeline.registry import list_feeds
 
-    _check_format(output_format)
     path = _settings().feeds_file
     rows = [
         {
@@ -547,7 +563,7 @@ def feeds_list(
             "enabled": spec.enabled,
             "verified": spec.verified,
         }
-        for spec in _registry_call(list_feeds, path)
+        for spec in list_feeds(path)
     ]
     _emit(rows, output_format, title=f"Feeds in {path}")
 
@@ -560,7 +576,9 @@ def feeds_add(
     region: Annotated[str | None, typer.Option(help="Free-form region tag.")] = None,
     language: Annotated[str | None, typer.Option(help="Declared language, e.g. en.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Extra tag (repeatable).")] = None,
-    fulltext: Annotated[str, typer.Option(help="auto, always or never.")] = "auto",
+    fulltext: Annotated[
+        Fulltext, typer.Option(help="When to fetch the article page.")
+    ] = Fulltext.auto,
     disabled: Annotated[bool, typer.Option("--disabled", help="Add but do not fetch.")] = False,
 ) -> None:
     """Register a feed; the next run fetches it.
@@ -570,8 +588,8 @@ def feeds_add(
     from pipeline.registry import FeedSpec, add_feed
 
     spec = FeedSpec(name=name, url=url, country=country, region=region, language=language,
-                    tags=tuple(tag or ()), fulltext=fulltext, enabled=not disabled)
-    added = _registry_call(add_feed, _settings().feeds_file, spec)
+                    tags=tuple(tag or ()), fulltext=str(fulltext), enabled=not disabled)
+    added = add_feed(_settings().feeds_file, spec)
     out.print(f"added {added.name} ({added.url})", highlight=False)
 
 
@@ -583,7 +601,7 @@ def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """
     from pipeline.registry import remove_feed
 
-    removed = _registry_call(remove_feed, _settings().feeds_file, name)
+    removed = remove_feed(_settings().feeds_file, name)
     out.print(f"removed {removed.name}", highlight=False)
 
 
@@ -604,7 +622,7 @@ def feeds_check(
     from pipeline.registry import list_feeds, update_feed
 
     settings = _settings()
-    specs = {spec.name: spec for spec in _registry_call(list_feeds, settings.feeds_file)}
+    specs = {spec.name: spec for spec in list_feeds(settings.feeds_file)}
     spec = specs.get(target)
     if spec is None and "://" not in target:
         raise UserError(f"no feed named {target!r} in {settings.feeds_file}; give a name or URL")
@@ -621,26 +639,33 @@ def feeds_check(
     if report.status == "failed":
         raise UserError(f"{target}: feed could not be read")
     if mark_verified and spec is not None:
-        _registry_call(update_feed, settings.feeds_file, spec.name, verified=True)
+        update_feed(settings.feeds_file, spec.name, verified=True)
 
 
 # --- alerts -----------------------------------------------------------------------
 
 
-def _engine():
+@contextmanager
+def _store() -> Iterator[Any]:
+    """An engine on the configured store, schema checked, disposed afterwards."""
     from pipeline.store import check_schema, make_engine
 
     engine = make_engine(_settings().database_url)
-    check_schema(engine)
-    return engine
+    try:
+        check_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @alerts_app.command("list")
 def alerts_list(
-    status: Annotated[str | None, typer.Option(help="pending or sent.")] = None,
+    status: Annotated[
+        AlertStatus | None, typer.Option(help="Only alerts in this state.")
+    ] = None,
     scope: Annotated[str | None, typer.Option(help="all, or a country code like BLR.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
-    output_format: Annotated[str, typer.Option("--format", help="table or jsonl.")] = "table",
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    output_format: FormatOption = OutputFormat.auto,
 ) -> None:
     """List alerts, newest day first.
 
@@ -648,8 +673,8 @@ def alerts_list(
     """
     from pipeline.alerts import list_alerts
 
-    _check_format(output_format)
-    views = list_alerts(_engine(), status=status, scope=scope, limit=limit)
+    with _store() as engine:
+        views = list_alerts(engine, status=status and str(status), scope=scope, limit=limit)
     rows = [
         {
             "id": v.id,
@@ -678,12 +703,12 @@ def alerts_show(
     """
     from pipeline.alerts import get_alert, render_alert
 
-    engine = _engine()
-    view = get_alert(engine, alert_id)
-    if view is None:
-        raise UserError(f"no alert with id {alert_id}; see `escmon alerts list`")
-    if mail:
-        message = render_alert(engine, _settings(), alert_id)
+    with _store() as engine:
+        view = get_alert(engine, alert_id)
+        if view is None:
+            raise UserError(f"no alert with id {alert_id}; see `escmon alerts list`")
+        message = render_alert(engine, _settings(), alert_id) if mail else None
+    if message is not None:
         out.print(f"Subject: {message['Subject']}", highlight=False)
         out.print(message.get_body(("plain",)).get_content(), highlight=False, markup=False)
         return
@@ -706,7 +731,8 @@ def alerts_send() -> None:
     """
     from pipeline.alerts import send_pending_alerts
 
-    counts = send_pending_alerts(_engine(), _settings())
+    with _store() as engine:
+        counts = send_pending_alerts(engine, _settings())
     out.print(", ".join(f"{key}={value}" for key, value in counts.items()))
     if counts.get("not_configured"):
         err.print("no SMTP host or recipients: set ESCMON_SMTP_HOST and ESCMON_ALERT_TO")
@@ -717,13 +743,9 @@ def alerts_send() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: known errors become one ``Error:`` line and exit 1."""
-    from pipeline.daily import StageError
-    from pipeline.seeds import SeedError
-    from pipeline.store import StoreError
-
     try:
         result = app(args=argv, prog_name="escmon", standalone_mode=False)
-    except (UserError, StoreError, SeedError, StageError) as exc:
+    except EscmonError as exc:
         fail(str(exc))
         return 1
     except typer.Abort:

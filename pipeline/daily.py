@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from pipeline.config import Settings
+from pipeline.errors import EscmonError
+from pipeline.stages import STAGE_NAMES
 from pipeline.store import check_schema, first_line, insert_ignore, make_engine, session_scope
 from pipeline.tables import Run
 
@@ -65,7 +67,7 @@ def make_context(
     )
 
 
-class StageError(RuntimeError):
+class StageError(EscmonError, RuntimeError):
     """A stage failed; the message names the stage and the cause."""
 
     def __init__(self, stage: str, cause: BaseException) -> None:
@@ -129,6 +131,7 @@ STAGES: dict[str, Stage] = {
     "detect": _detect,
     "send_alerts": _send_alerts,
 }
+assert tuple(STAGES) == STAGE_NAMES, "pipeline/stages.py lists the stages of STAGES"
 
 
 @dataclass

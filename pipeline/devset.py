@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pipeline.errors import EscmonError
+
 __all__ = [
     "DEFAULT_REFS",
     "FEEDS_SUBDIR",
@@ -43,7 +45,7 @@ FIELDS = ("title", "summary")
 _MAX_REPORTED = 20
 
 
-class DevsetError(ValueError):
+class DevsetError(EscmonError, ValueError):
     """A reference is malformed or no longer resolves; the message names the entry."""
 
 
@@ -158,7 +160,8 @@ def _resolve_all(feeds_dir: Path, feeds: Iterable[str]) -> dict[str, Any]:
     """Feed name -> its sentence table, or the error message when it cannot be read."""
     tables: dict[str, Any] = {}
     for feed in sorted(feeds):
-        path = feeds_dir / feed
+        # "name.xml" is a real/ feed; "pool/name.xml" names its folder under corpora/feeds.
+        path = feeds_dir.parent / feed if "/" in feed else feeds_dir / feed
         try:
             tables[feed] = feed_sentences(path.read_bytes())
         except OSError as exc:

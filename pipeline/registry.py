@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline.errors import EscmonError
+
 FULLTEXT_MODES = ("auto", "always", "never")
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 COUNTRY_RE = re.compile(r"[A-Z]{3}")
@@ -42,7 +44,7 @@ HEADER = """\
 """
 
 
-class RegistryError(ValueError):
+class RegistryError(EscmonError, ValueError):
     """The registry file or one of its entries is invalid; the message says where."""
 
 

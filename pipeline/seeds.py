@@ -10,13 +10,14 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from pipeline.dedup import content_hash
+from pipeline.errors import EscmonError
 from pipeline.store import insert_ignore, session_scope
 from pipeline.tables import Article, Feed
 
 SEED_FEED = "seed"
 
 
-class SeedError(ValueError):
+class SeedError(EscmonError, ValueError):
     """A seed file or its metadata is unusable; the message names the file and the fix."""
 
 

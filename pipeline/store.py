@@ -37,12 +37,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.errors import EscmonError
 from pipeline.tables import Base
 
 BATCH_ROWS = 5000
 
 
-class StoreError(RuntimeError):
+class StoreError(EscmonError, RuntimeError):
     """The database is unreachable, unmigrated or otherwise unusable."""
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -94,6 +95,31 @@ class Article(Base):
     story_id: Mapped[int | None] = mapped_column(Integer)
     countries: Mapped[str] = mapped_column(Text, default="")
     fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StoryBand(Base):
+    """One LSH band key of an article's MinHash, written once when the article is grouped.
+
+    Near-duplicate grouping (:mod:`pipeline.dedup`) looks up a new article's band keys here
+    instead of re-reading the window: articles sharing a ``(band, key)`` are its candidates.
+    Every keyed article also has a marker row (band ``-1``, key 0), even one too short to be
+    compared; a grouped article without it was stored before this table (or by the seed
+    loader) and is keyed lazily. A bucket keeps at most a few rows a day (see
+    ``pipeline.dedup.BUCKET_TAIL``), so a flood of copies stores few.
+    """
+
+    __tablename__ = "story_bands"
+    __table_args__ = (
+        Index("ix_story_bands_article", "article_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    day: Mapped[dt.date] = mapped_column(Date)  # the article's, for the window
 
 
 class RejectedEntry(Base):

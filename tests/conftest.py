@@ -7,6 +7,7 @@ except under ``CI=true``, where a missing PostgreSQL is a failure.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,9 @@ use_test_airflow_home()
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 POSTGRES_ENV = "ESCMON_TEST_POSTGRES_URL"
+# Airflow is an optional extra: without it the DAG tests are not collected.
+collect_ignore = [] if importlib.util.find_spec("airflow") else ["dags"]
+
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

@@ -403,27 +403,9 @@ def test_render_alert_previews_the_stored_alert(engine, belarus: Settings) -> No
         alerts.render_alert(engine, belarus, alert.id + 1000)
 
 
-def test_smtp_overrides_from_an_airflow_connection(monkeypatch) -> None:
-    pytest.importorskip("airflow.sdk")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMTP_TEST",
-        '{"conn_type": "smtp", "host": "mail.example.test", "port": 2525, "login": "bot",'
-        ' "password": "pw-123456", "extra": {"from_email": "bot@example.test",'
-        ' "disable_ssl": true, "timeout": 7}}',
-    )
-    overrides = alerts.smtp_settings_from_airflow("smtp_test")
-    assert overrides == {
-        "smtp_host": "mail.example.test", "smtp_port": 2525, "smtp_user": "bot",
-        "smtp_password": "pw-123456", "smtp_ssl": False, "smtp_starttls": True,
-        "smtp_timeout": 7.0, "alert_from": "bot@example.test",
-    }
-    config = SmtpConfig.from_settings(Settings(alert_to=["x@example.test"]), overrides)
-    assert (config.host, config.port, config.starttls, config.ssl) == (
-        "mail.example.test", 2525, True, False)
-
-
 def test_evidence_without_stored_cues_is_explained_from_the_lexicon() -> None:
-    from pipeline.alerts import _explain, cue_labels
+    from pipeline.alerts import cue_labels
+    from pipeline.alerts.rule import _explain
 
     cues = _explain("Russia deployed additional troops to the border on Monday.")
     assert cues and {"text", "code", "polarity"} <= set(cues[0])

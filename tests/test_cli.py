@@ -9,6 +9,7 @@ import typer.main
 
 from pipeline.cli import app, main
 from pipeline.config import get_settings
+from tests.conftest import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -93,8 +94,8 @@ def test_run_on_unmigrated_database_says_how_to_fix(tmp_path, monkeypatch, capsy
 def test_bad_date_and_unknown_stage(capsys) -> None:
     assert main(["run", "--date", "10/08/2024"]) == 1
     assert "--date must be YYYY-MM-DD" in capsys.readouterr().err
-    assert main(["run", "--stage", "nope"]) == 1
-    assert "unknown stage 'nope'" in capsys.readouterr().err
+    assert main(["run", "--stage", "nope"]) == 2  # a usage error, as for any closed choice
+    assert "'nope' is not one of 'ingest_seeds'" in capsys.readouterr().err
 
 
 def test_usage_error_exits_2(capsys) -> None:
@@ -158,10 +159,10 @@ def test_detect_table_and_errors(tmp_path, capsys) -> None:
     args = ["detect", "--input", str(tmp_path / "c.csv"), "--method", "share"]
     assert main([*args, "--format", "table"]) == 0
     assert "upper_bound" in capsys.readouterr().out
-    assert main(["detect", "--input", str(tmp_path / "missing.csv")]) == 1
-    assert "no such file" in capsys.readouterr().err
-    assert main(["detect", "--input", str(tmp_path / "c.csv"), "--method", "ears-c9"]) == 1
-    assert "--method must be one of" in capsys.readouterr().err
+    assert main(["detect", "--input", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv' does not exist" in capsys.readouterr().err
+    assert main(["detect", "--input", str(tmp_path / "c.csv"), "--method", "ears-c9"]) == 2
+    assert "'ears-c9' is not one of 'ears-c1'" in capsys.readouterr().err
     (tmp_path / "bad.csv").write_text("date,count\n2024-08-01,x\n")
     assert main(["detect", "--input", str(tmp_path / "bad.csv")]) == 1
     assert "bad.csv" in capsys.readouterr().err
@@ -191,6 +192,10 @@ def test_alerts_list_show_send(tmp_path, monkeypatch, capsys) -> None:
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert {row["scope"] for row in rows} >= {"BLR"}
         assert all(row["status"] == "pending" for row in rows)
+        assert main(["alerts", "list", "--status", "sent", "--format", "jsonl"]) == 0
+        assert capsys.readouterr().out == ""
+        assert main(["alerts", "list", "--status", "pendign"]) == 2  # a typo is an error
+        assert "'pendign' is not one of 'pending'" in capsys.readouterr().err
         first = rows[0]["id"]
         assert main(["alerts", "show", str(first)]) == 0
         assert "troops were deployed" in capsys.readouterr().out
@@ -352,3 +357,25 @@ def test_train_and_if_missing(tmp_path, monkeypatch, capsys) -> None:
     (seeds / "broken.labels.jsonl").write_text('{"text": "x", "label": "hot"}\n')
     assert main(["train", "--no-devset"]) == 1
     assert "broken.labels.jsonl:1" in capsys.readouterr().err
+
+
+def test_format_auto_prints_json_lines_when_piped(monkeypatch, capsys) -> None:
+    _use_registry(monkeypatch, REPO / "seeds" / "feeds.toml")
+    assert main(["feeds", "list"]) == 0  # captured stdout is not a terminal
+    first = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert {"name", "url", "language"} <= set(first)
+
+
+def test_rescore_is_a_command_and_the_old_flag_still_works(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline import store
+    from pipeline.config import get_settings
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store.upgrade(url)
+    monkeypatch.setenv("ESCMON_DATABASE_URL", url)
+    get_settings.cache_clear()
+    assert main(["rescore"]) == 0
+    assert capsys.readouterr().out.strip() == "sentences_scored=0"  # an empty store
+    assert main(["classify", "--rescore"]) == 0
+    captured = capsys.readouterr()
+    assert "deprecated; use `escmon rescore`" in captured.err

@@ -5,9 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, func, select, update
 
 from pipeline.dedup import (
+    BANDS,
+    BUCKET_TAIL,
+    MARKER_BAND,
+    MAX_CHECKS,
     StoryDoc,
     assign_story_ids,
     content_hash,
@@ -19,7 +24,7 @@ from pipeline.dedup import (
     shingles,
 )
 from pipeline.store import insert_ignore, session_scope
-from pipeline.tables import Article, Feed
+from pipeline.tables import Article, Feed, StoryBand
 
 DAY = dt.date(2024, 8, 10)
 
@@ -151,7 +156,152 @@ def test_assign_story_ids_spans_feeds_and_runs(engine) -> None:
     with session_scope(engine) as session:
         insert_ignore(session, Article, _articles(feeds[0], [copies[7] + " Updated."],
                                                   DAY + dt.timedelta(days=2), "late"))
-        assert assign_story_ids(session) == {"stories_new": 0, "stories_joined": 1}
+        assert _grouping(assign_story_ids(session)) == {"stories_new": 0, "stories_joined": 1}
         late = session.execute(select(Article.story_id).where(Article.guid == "late-0")).scalar()
         assert late == first
-        assert assign_story_ids(session) == {"stories_new": 0, "stories_joined": 0}
+    with session_scope(engine) as session, _statements(engine) as statements:
+        assert assign_story_ids(session) == {"stories_new": 0, "stories_joined": 0,
+                                             "stories_keyed": 0, "stories_compared": 0}
+    assert len(statements) == 1  # the rerun only asks for articles without a story
+
+
+def _grouping(counts: dict[str, int]) -> dict[str, int]:
+    return {key: counts[key] for key in ("stories_new", "stories_joined")}
+
+
+class _statements:
+    """The SQL statements ``engine`` runs inside the block."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.seen: list[str] = []
+
+    def _record(self, _conn, _cursor, statement, *_args) -> None:
+        self.seen.append(statement)
+
+    def __enter__(self) -> list[str]:
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self.seen
+
+    def __exit__(self, *_exc) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+
+def flood(n: int, start: int = 0) -> list[str]:
+    """``n`` near-identical entries of one ticker feed: WIRE with three words changed by a
+    fixed rule and a running number (pairwise bigram Jaccard ~0.7-0.9)."""
+    title, body = WIRE.split("\n\n")
+    words = body.split()
+    fill = ("eastern", "local", "several", "military", "new", "two", "early", "late")
+    out = []
+    for i in range(start, start + n):
+        edited = list(words)
+        for j in range(3):
+            edited[(i * 7 + j * 31) % len(edited)] = fill[(i + j) % len(fill)]
+        out.append(f"{title} ({i})\n\n" + " ".join(edited) + f" Update {i}.")
+    return out
+
+
+def _feed_id(session) -> int:
+    [feed_id] = insert_ignore(session, Feed, [{"name": "ticker", "url": "https://e.test/t",
+                                               "tags": []}])
+    return feed_id
+
+
+def test_a_flood_of_twenty_thousand_copies_is_one_story_in_linear_work(engine) -> None:
+    n = 20_000
+    with session_scope(engine) as session:
+        feed_id = _feed_id(session)
+        insert_ignore(session, Article, _articles(feed_id, flood(n), DAY, "t"), returning=None)
+    with session_scope(engine) as session:
+        counts = assign_story_ids(session)
+    assert counts["stories_new"] == 1 and counts["stories_joined"] == n - 1
+    assert counts["stories_keyed"] == n
+    # each copy is compared with a copy of the story just before it: about one comparison
+    # each, never more than MAX_CHECKS (the old code compared every pair: ~n**2 / 2)
+    assert counts["stories_compared"] <= 2 * n
+    with session_scope(engine) as session:
+        stories = session.execute(select(func.count(func.distinct(Article.story_id)))).scalar()
+        first = session.execute(select(func.min(Article.id))).scalar()
+        story = session.execute(select(func.max(Article.story_id))).scalar()
+        markers = session.execute(select(func.count()).where(
+            StoryBand.band == MARKER_BAND)).scalar()
+        bands = session.execute(select(func.count()).where(StoryBand.band >= 0)).scalar()
+        widest = session.execute(select(func.count()).group_by(
+            StoryBand.band, StoryBand.key).where(StoryBand.band >= 0)
+            .order_by(func.count().desc()).limit(1)).scalar()
+    assert stories == 1 and story == first  # the story id is the first copy's id
+    assert markers == n
+    assert widest <= BUCKET_TAIL  # a bucket keeps a few rows a day, not one per copy
+    assert bands < n * BANDS // 4  # copies share most buckets: far below a row per band
+    # The next day: 200 more copies join the same story, again about one comparison each.
+    with session_scope(engine) as session:
+        insert_ignore(session, Article, _articles(feed_id, flood(200, start=n),
+                                                  DAY + dt.timedelta(days=1), "next"))
+        counts = assign_story_ids(session)
+    assert _grouping(counts) == {"stories_new": 0, "stories_joined": 200}
+    assert counts["stories_keyed"] == 200 and counts["stories_compared"] <= 2 * 200
+    with session_scope(engine) as session:
+        assert set(session.execute(select(Article.story_id)).scalars()) == {first}
+
+
+def test_similar_texts_below_the_threshold_cost_at_most_max_checks_each() -> None:
+    """Texts that share many LSH buckets but are not copies: every candidate fails, and the
+    comparisons per article stay bounded by MAX_CHECKS."""
+    rng = np.random.default_rng(7)
+    common = WIRE.split()
+    docs = []
+    for i in range(600):
+        # 40% of the words kept in order, the rest made up: Jaccard with others ~0.1-0.3
+        words = [w if rng.random() < 0.4 else f"w{i}x{k}" for k, w in enumerate(common)]
+        docs.append(StoryDoc(i + 1, DAY, " ".join(words)))
+    stats: dict[str, int] = {}
+    stories = group_stories(docs, stats=stats)
+    assert stats["compared"] <= MAX_CHECKS * len(docs)
+    assert len(set(stories.values())) >= 0.9 * len(docs)  # not copies: (almost) all apart
+
+
+def test_articles_grouped_before_the_migration_are_keyed_once(engine) -> None:
+    """Rows grouped without band keys (stored before story_bands existed, or by the seed
+    loader) are keyed by the first run that needs them, and only once."""
+    copies = syndicated_copies(6)
+    with session_scope(engine) as session:
+        feed_id = _feed_id(session)
+        old = insert_ignore(session, Article, _articles(feed_id, [copies[0], OTHER[0]],
+                                                        DAY, "old"))
+        session.execute(update(Article).where(Article.id.in_(old))
+                        .values(story_id=Article.id))
+        insert_ignore(session, Article, _articles(feed_id, copies[1:3], DAY, "new"))
+        counts = assign_story_ids(session)
+    assert _grouping(counts) == {"stories_new": 0, "stories_joined": 2}
+    assert counts["stories_keyed"] == 4  # the two new and, lazily, the two old
+    with session_scope(engine) as session:
+        keyed = set(session.execute(select(StoryBand.article_id)
+                                    .where(StoryBand.band == MARKER_BAND)).scalars())
+        insert_ignore(session, Article, _articles(feed_id, copies[3:], DAY, "later"))
+        counts = assign_story_ids(session)
+        stories = set(session.execute(select(Article.story_id)
+                                      .where(Article.guid.like("later-%"))).scalars())
+    assert keyed == set(old) | {old[1] + 1, old[1] + 2}
+    assert counts["stories_keyed"] == 3 and counts["stories_joined"] == 3
+    assert stories == {min(old)}
+
+
+@pytest.mark.parametrize("window_days", [1, 7])
+def test_store_and_memory_group_alike(engine, window_days: int) -> None:
+    """assign_story_ids over three daily runs finds the stories group_stories finds at once."""
+    copies = syndicated_copies(20)
+    days = [DAY, DAY + dt.timedelta(days=2), DAY + dt.timedelta(days=4)]
+    with session_scope(engine) as session:
+        feed_id = _feed_id(session)
+    for n, day in enumerate(days):
+        texts = [*copies[7 * n:7 * n + 7], OTHER[n]]
+        with session_scope(engine) as session:
+            insert_ignore(session, Article, _articles(feed_id, texts, day, f"d{n}"))
+            assign_story_ids(session, window_days=window_days)
+    with session_scope(engine) as session:
+        rows = session.execute(select(Article.id, Article.day, Article.text, Article.story_id)
+                               .order_by(Article.id)).all()
+    expected = group_stories([StoryDoc(r.id, r.day, r.text) for r in rows],
+                             window_days=window_days)
+    assert {r.id: r.story_id for r in rows} == expected
