@@ -5,19 +5,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 
-.PHONY: run test lint bench install lock clean
+.PHONY: run test test-fast lint bench install lock clean
 
 run: $(STAMP)
 	$(BIN)/escmon db upgrade
 	$(BIN)/escmon train --if-missing
 	$(BIN)/escmon run
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest
+
+# The quick loop: no model-training fixtures, no PostgreSQL, no Airflow (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not postgres" --ignore=tests/dags -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -52,8 +52,23 @@ _BASE = (
     "repair crews were standing by. There were no immediate reports of casualties or damage, "
     "and the military said it would give details once the operation was over."
 )
-_VOCABULARY = ("eastern", "southern", "western", "central", "local", "military", "city",
-               "emergency", "early", "late", "several", "two", "three", "many", "new")
+_VOCABULARY = (
+    "eastern",
+    "southern",
+    "western",
+    "central",
+    "local",
+    "military",
+    "city",
+    "emergency",
+    "early",
+    "late",
+    "several",
+    "two",
+    "three",
+    "many",
+    "new",
+)
 
 
 def similar_texts(n: int, *, seed: int = 0) -> list[str]:
@@ -94,23 +109,42 @@ def _store_days(
             day = start + dt.timedelta(days=n)
             noon = dt.datetime.combine(day, dt.time(12), dt.UTC)
             with session_scope(engine) as session:
-                insert_columns(session, Article, {
-                    "feed_id": feed_id, "guid": [f"{day}-{i}" for i in range(len(texts))],
-                    "url": [f"https://bench.invalid/{day}/{i}" for i in range(len(texts))],
-                    "title": "", "text": texts, "content_hash": [content_hash(t) for t in texts],
-                    "published_at": noon, "day": day})
+                insert_columns(
+                    session,
+                    Article,
+                    {
+                        "feed_id": feed_id,
+                        "guid": [f"{day}-{i}" for i in range(len(texts))],
+                        "url": [f"https://bench.invalid/{day}/{i}" for i in range(len(texts))],
+                        "title": "",
+                        "text": texts,
+                        "content_hash": [content_hash(t) for t in texts],
+                        "published_at": noon,
+                        "day": day,
+                    },
+                )
             started = time.perf_counter()
             with session_scope(engine) as session:
                 counts = assign_story_ids(session)
-            out.append({"day": float(n), "articles": float(len(texts)),
-                        "seconds": time.perf_counter() - started,
-                        **{k: float(v) for k, v in counts.items()}})
+            out.append(
+                {
+                    "day": float(n),
+                    "articles": float(len(texts)),
+                    "seconds": time.perf_counter() - started,
+                    **{k: float(v) for k, v in counts.items()},
+                }
+            )
             report(out[-1])
         started = time.perf_counter()
         with session_scope(engine) as session:
             counts = assign_story_ids(session)
-        out.append({"rerun": 1.0, "seconds": time.perf_counter() - started,
-                    **{k: float(v) for k, v in counts.items()}})
+        out.append(
+            {
+                "rerun": 1.0,
+                "seconds": time.perf_counter() - started,
+                **{k: float(v) for k, v in counts.items()},
+            }
+        )
         with session_scope(engine) as session:
             stories = session.execute(select(func.count(func.distinct(Article.story_id)))).scalar()
         out[-1]["stories_total"] = float(stories or 0)
@@ -139,8 +173,13 @@ def main(argv: list[str] | None = None) -> None:
     from bench.stores import postgres_url, sqlite_url
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--similar", type=int, nargs="*", default=[2000, 4000, 20000],
-                        help="sizes of the one-feed similar-entries runs")
+    parser.add_argument(
+        "--similar",
+        type=int,
+        nargs="*",
+        default=[2000, 4000, 20000],
+        help="sizes of the one-feed similar-entries runs",
+    )
     parser.add_argument("--per-day", type=int, default=20000, help="week run: articles a day")
     parser.add_argument("--days", type=int, default=7, help="week run: days (0: skip)")
     parser.add_argument("--postgres-url", default=os.environ.get("ESCMON_TEST_POSTGRES_URL"))
@@ -154,24 +193,34 @@ def main(argv: list[str] | None = None) -> None:
         for n in args.similar:
             with make_url(f"similar{n}") as url:
                 first, rerun = _store_days(url, [similar_texts(n)], start, lambda _: None)
-            print(f"{backend}: {n:,} similar entries, one run: {first['seconds']:.2f} s "
-                  f"({n / first['seconds']:,.0f} articles/s), {rerun['stories_total']:.0f} "
-                  f"stories, {first['stories_compared']:,.0f} Jaccard comparisons "
-                  f"({first['stories_compared'] / n:.2f}/article); rerun "
-                  f"{rerun['seconds'] * 1000:.1f} ms", flush=True)
+            print(
+                f"{backend}: {n:,} similar entries, one run: {first['seconds']:.2f} s "
+                f"({n / first['seconds']:,.0f} articles/s), {rerun['stories_total']:.0f} "
+                f"stories, {first['stories_compared']:,.0f} Jaccard comparisons "
+                f"({first['stories_compared'] / n:.2f}/article); rerun "
+                f"{rerun['seconds'] * 1000:.1f} ms",
+                flush=True,
+            )
         if args.days:
+
             def day_line(run: dict, backend: str = backend) -> None:
-                print(f"{backend}: week of {args.per_day:,}/day, day {run['day'] + 1:.0f}: "
-                      f"{run['seconds']:.2f} s ({run['articles'] / run['seconds']:,.0f} "
-                      f"articles/s), {run['stories_joined']:,.0f} joined, "
-                      f"{run['stories_compared'] / run['articles']:.2f} comparisons/article",
-                      flush=True)
+                print(
+                    f"{backend}: week of {args.per_day:,}/day, day {run['day'] + 1:.0f}: "
+                    f"{run['seconds']:.2f} s ({run['articles'] / run['seconds']:,.0f} "
+                    f"articles/s), {run['stories_joined']:,.0f} joined, "
+                    f"{run['stories_compared'] / run['articles']:.2f} comparisons/article",
+                    flush=True,
+                )
 
             week = _week_texts(args.per_day, args.days)
             with make_url("week") as url:
                 runs = _store_days(url, week, start, day_line)
-            print(f"{backend}: week rerun {runs[-1]['seconds'] * 1000:.1f} ms, "
-                  f"{runs[-1]['stories_total']:,.0f} stories", flush=True)
+            print(
+                f"{backend}: week rerun {runs[-1]['seconds'] * 1000:.1f} ms, "
+                f"{runs[-1]['stories_total']:,.0f} stories",
+                flush=True,
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -35,8 +35,14 @@ def ingest_bodies(bodies: Sequence[tuple[str, bytes]], fetched_at: dt.datetime) 
     """The CPU part of ingesting ``bodies``; returns the number of entries kept."""
     kept = 0
     for name, body in bodies:
-        _, entries, _ = read_feed(body, url=f"http://127.0.0.1/{name}", headers={}, name=name,
-                                  language=None, fetched_at=fetched_at)
+        _, entries, _ = read_feed(
+            body,
+            url=f"http://127.0.0.1/{name}",
+            headers={},
+            name=name,
+            language=None,
+            fetched_at=fetched_at,
+        )
         for entry in entries:
             text = entry.text
             detect_language(text, entry.language_hint)

@@ -33,8 +33,14 @@ def sentence_rows(url: str) -> list[dict[str, Any]]:
         with session_scope(engine) as session:
             stored = session.execute(select(Article.id, Article.text).order_by(Article.id))
             return [
-                {"article_id": aid, "idx": i, "start": s.start, "end": s.end, "text": s.text,
-                 "countries": ""}
+                {
+                    "article_id": aid,
+                    "idx": i,
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "countries": "",
+                }
                 for aid, text in stored
                 for i, s in enumerate(split_sentences(text))
             ]

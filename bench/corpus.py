@@ -40,11 +40,31 @@ BIG_POOL = 1000  # sentences a language needs for its entries to lead more than 
 
 # Feeds whose file declares no (or an empty) language; read from SOURCES.md.
 _LANGUAGE_FALLBACK = {
-    "dw": "en", "economist-asia": "en", "oren-ru": "ru", "suspilne": "uk",
-    "washingtonpost-world": "en", "yandex-news-moscow": "ru", "uol-noticias": "pt",
+    "dw": "en",
+    "economist-asia": "en",
+    "oren-ru": "ru",
+    "suspilne": "uk",
+    "washingtonpost-world": "en",
+    "yandex-news-moscow": "ru",
+    "uol-noticias": "pt",
 }
-_CITIES = ("KYIV", "MINSK", "MOSCOW", "WARSAW", "VILNIUS", "BRUSSELS", "GENEVA", "BERLIN",
-           "RIGA", "TALLINN", "ISTANBUL", "BEIJING", "WASHINGTON", "LONDON", "PARIS")
+_CITIES = (
+    "KYIV",
+    "MINSK",
+    "MOSCOW",
+    "WARSAW",
+    "VILNIUS",
+    "BRUSSELS",
+    "GENEVA",
+    "BERLIN",
+    "RIGA",
+    "TALLINN",
+    "ISTANBUL",
+    "BEIJING",
+    "WASHINGTON",
+    "LONDON",
+    "PARIS",
+)
 _AGENCIES = ("Reuters", "AFP", "AP", "dpa", "PAP", "BNS", "Interfax", "ANSA", "EFE", "UNIAN")
 _DATELINE_TAG = re.compile(r"\(\w+\) - ")
 
@@ -204,8 +224,15 @@ def feed_rows(articles: list[BenchArticle]) -> list[dict[str, Any]]:
     """One ``feeds`` row per distinct feed of ``articles``."""
     names = sorted({a.feed for a in articles})
     return [
-        {"name": f"bench-{name}", "kind": "rss", "url": f"https://bench.invalid/{name}.xml",
-         "language": None, "tags": ["bench"], "enabled": True, "fulltext": "never"}
+        {
+            "name": f"bench-{name}",
+            "kind": "rss",
+            "url": f"https://bench.invalid/{name}.xml",
+            "language": None,
+            "tags": ["bench"],
+            "enabled": True,
+            "fulltext": "never",
+        }
         for name in names
     ]
 

@@ -53,8 +53,16 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("sqlalchemy", "scikit-learn", "numpy", "feedparser", "psycopg", "pysbd",
-                 "syntok", "datasketch"):
+    for name in (
+        "sqlalchemy",
+        "scikit-learn",
+        "numpy",
+        "feedparser",
+        "psycopg",
+        "pysbd",
+        "syntok",
+        "datasketch",
+    ):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -32,9 +32,11 @@ def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds") -> str:
     pipeline = build_pipeline(random_state=0)
     version = model_version(rows, pipeline)
     name = f"{MODEL_NAME}-{version}.skops"
-    code = hashlib.sha256(b"".join(
-        (REPO / "pipeline" / module).read_bytes() for module in ("classify.py", "lexicon.py")
-    )).hexdigest()[:12]
+    code = hashlib.sha256(
+        b"".join(
+            (REPO / "pipeline" / module).read_bytes() for module in ("classify.py", "lexicon.py")
+        )
+    ).hexdigest()[:12]
     cached = CACHE / f"sklearn-{sklearn.__version__}-{code}" / name
     models_dir.mkdir(parents=True, exist_ok=True)
     if not cached.is_file():

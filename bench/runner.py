@@ -342,12 +342,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON path ({RESULTS})")
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
-        "--postgres-url", default=os.environ.get(POSTGRES_ENV),
+        "--postgres-url",
+        default=os.environ.get(POSTGRES_ENV),
         help=f"server for the PostgreSQL runs (default ${POSTGRES_ENV}); a fresh schema "
         "is created and dropped",
     )
     parser.add_argument(
-        "--min-seconds", type=float, default=1.0,
+        "--min-seconds",
+        type=float,
+        default=1.0,
         help="repeat each micro-benchmark for at least this long (1.0)",
     )
     args = parser.parse_args(argv)

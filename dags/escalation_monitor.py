@@ -25,9 +25,14 @@ import datetime as dt
 import logging
 from typing import Any
 
-import pendulum
 from airflow.sdk import chain, dag, task
-from escmon_airflow import env, failure_notifier, quiet_skops_scan, schedule_from_env
+from escmon_airflow import (
+    env,
+    failure_notifier,
+    quiet_skops_scan,
+    schedule_from_env,
+    start_date_from_env,
+)
 
 DAG_ID = "escalation_monitor"
 
@@ -47,10 +52,6 @@ STAGES: tuple[str, ...] = (
 MAIL_STAGES = frozenset({"send_alerts"})
 
 log = logging.getLogger(__name__)
-
-
-
-
 
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -116,7 +117,7 @@ def stage_task(name: str):
 @dag(
     dag_id=DAG_ID,
     schedule=schedule_from_env("ESCMON_SCHEDULE", "@daily"),
-    start_date=pendulum.parse(env("ESCMON_START_DATE", "2026-11-01"), tz="UTC"),
+    start_date=start_date_from_env("ESCMON_START_DATE", "2026-11-01"),
     catchup=True,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,

@@ -66,7 +66,7 @@ def retrain_model() -> None:
         with quiet_skops_scan():
             return promote_if_not_worse(get_settings(), candidate, run_id or "")
 
-    promote_task(train_task())
+    promote_task(train_task())  # type: ignore[arg-type]  # TaskFlow passes an XComArg
 
 
 retrain_model()

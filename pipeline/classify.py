@@ -106,7 +106,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         state = dict(super().__getstate__())  # for a non-sklearn class: the live __dict__
         vocabulary = state.get("vocabulary_")
         if isinstance(vocabulary, dict) and sorted(vocabulary.values()) == list(
-                range(len(vocabulary))):
+            range(len(vocabulary))
+        ):
             terms = sorted(vocabulary, key=vocabulary.__getitem__)
             array = np.array(terms, dtype=str) if terms else np.array([], "U1")
             if array.tolist() == terms:  # NumPy drops trailing NULs: keep such terms a dict
@@ -124,10 +125,17 @@ def build_pipeline(random_state: int = 0) -> Pipeline:
     """Word uni/bi-gram TF-IDF + CAMEO cue features -> class-weighted logistic regression."""
     features = FeatureUnion(
         [
-            ("words", CompactTfidfVectorizer(
-                preprocessor=normalize_words, ngram_range=(1, 2), min_df=1, sublinear_tf=True,
-                token_pattern=r"(?u)\b\w[\w'-]*\b", dtype=np.float64,
-            )),
+            (
+                "words",
+                CompactTfidfVectorizer(
+                    preprocessor=normalize_words,
+                    ngram_range=(1, 2),
+                    min_df=1,
+                    sublinear_tf=True,
+                    token_pattern=r"(?u)\b\w[\w'-]*\b",
+                    dtype=np.float64,
+                ),
+            ),
             ("cues", CueFeatures()),
         ],
         transformer_weights={"words": 1.0, "cues": 0.5},
@@ -135,7 +143,10 @@ def build_pipeline(random_state: int = 0) -> Pipeline:
     # A tight tolerance makes the fit reproducible: with lbfgs' default (1e-4) the stopping
     # point shifts with BLAS rounding, which changes with memory layout between processes.
     clf = LogisticRegression(
-        C=LR_C, class_weight=dict(CLASS_WEIGHT), tol=1e-8, max_iter=10000,
+        C=LR_C,
+        class_weight=dict(CLASS_WEIGHT),
+        tol=1e-8,
+        max_iter=10000,
         random_state=random_state,
     )
     return Pipeline([("features", features), ("clf", clf)])
@@ -180,8 +191,7 @@ def data_fingerprint(seeds_dir: Path) -> list[dict[str, Any]]:
     for path in labels_files(seeds_dir):
         data = path.read_bytes()
         rows = sum(1 for line in data.decode("utf-8").splitlines() if line.strip())
-        out.append({"file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
-                    "rows": rows})
+        out.append({"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "rows": rows})
     return out
 
 
@@ -197,8 +207,11 @@ def model_version(rows: Sequence[tuple[str, str]], pipeline: Pipeline) -> str:
 
 def _params_text(pipeline: Pipeline) -> str:
     params = pipeline.get_params(deep=True)
-    simple = {k: v for k, v in params.items()
-              if isinstance(v, str | int | float | bool | tuple | type(None))}
+    simple = {
+        k: v
+        for k, v in params.items()
+        if isinstance(v, str | int | float | bool | tuple | type(None))
+    }
     return json.dumps(simple, sort_keys=True, default=str)
 
 
@@ -206,21 +219,31 @@ def _params_text(pipeline: Pipeline) -> str:
 def scores(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, Any]:
     """Macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
     p, r, f, s = precision_recall_fscore_support(
-        y_true, y_pred, labels=list(LABELS), zero_division=0)
+        y_true, y_pred, labels=list(LABELS), zero_division=0
+    )
     return {
         "n": len(y_true),
-        "macro_f1": round(float(f1_score(y_true, y_pred, labels=list(LABELS),
-                                         average="macro", zero_division=0)), 4),
-        "per_class": {lab: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
-                            "f1": round(float(f[i]), 4), "support": int(s[i])}
-                      for i, lab in enumerate(LABELS)},
+        "macro_f1": round(
+            float(f1_score(y_true, y_pred, labels=list(LABELS), average="macro", zero_division=0)),
+            4,
+        ),
+        "per_class": {
+            lab: {
+                "precision": round(float(p[i]), 4),
+                "recall": round(float(r[i]), 4),
+                "f1": round(float(f[i]), 4),
+                "support": int(s[i]),
+            }
+            for i, lab in enumerate(LABELS)
+        },
         "labels": list(LABELS),
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=list(LABELS)).tolist(),
     }
 
 
-def cross_validate(rows: Sequence[tuple[str, str]], folds: int = CV_FOLDS,
-                   seed: int = CV_SEED) -> dict[str, Any]:
+def cross_validate(
+    rows: Sequence[tuple[str, str]], folds: int = CV_FOLDS, seed: int = CV_SEED
+) -> dict[str, Any]:
     """Stratified k-fold macro-F1 on the training rows (fixed seeds)."""
     texts = [t for t, _ in rows]
     y = np.asarray([lab for _, lab in rows])
@@ -231,11 +254,29 @@ def cross_validate(rows: Sequence[tuple[str, str]], folds: int = CV_FOLDS,
         model.fit([texts[i] for i in train_idx], y[train_idx])
         fold_pred = model.predict([texts[i] for i in test_idx])
         pred[test_idx] = fold_pred
-        per_fold.append(round(float(f1_score(y[test_idx], fold_pred, labels=list(LABELS),
-                                             average="macro", zero_division=0)), 4))
+        per_fold.append(
+            round(
+                float(
+                    f1_score(
+                        y[test_idx],
+                        fold_pred,
+                        labels=list(LABELS),
+                        average="macro",
+                        zero_division=0,
+                    )
+                ),
+                4,
+            )
+        )
     out = scores(list(y), list(pred))
-    out.update({"folds": folds, "seed": seed, "per_fold_macro_f1": per_fold,
-                "mean_fold_macro_f1": round(float(np.mean(per_fold)), 4)})
+    out.update(
+        {
+            "folds": folds,
+            "seed": seed,
+            "per_fold_macro_f1": per_fold,
+            "mean_fold_macro_f1": round(float(np.mean(per_fold)), 4),
+        }
+    )
     return out
 
 
@@ -265,16 +306,20 @@ class Classifier:
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(LABELS)))
-        parts = [self.pipeline.predict_proba(texts[i:i + batch_size])
-                 for i in range(0, len(texts), batch_size)]
+        parts = [
+            self.pipeline.predict_proba(texts[i : i + batch_size])
+            for i in range(0, len(texts), batch_size)
+        ]
         return np.vstack(parts)[:, self._order]
 
     def predict(self, texts: Iterable[str], batch_size: int = 4096) -> list[Prediction]:
         proba = self.predict_proba(list(texts), batch_size)
         best = proba.argmax(axis=1)
         v = self.version
-        return [Prediction(LABELS[b], float(pe), float(pd), float(pn), v)
-                for b, (pe, pd, pn) in zip(best.tolist(), proba.tolist(), strict=True)]
+        return [
+            Prediction(LABELS[b], float(pe), float(pd), float(pn), v)
+            for b, (pe, pd, pn) in zip(best.tolist(), proba.tolist(), strict=True)
+        ]
 
     def explain(self, text: str) -> list:
         """The CAMEO cues matched in ``text`` (see :func:`pipeline.lexicon.explain`)."""
@@ -282,8 +327,7 @@ class Classifier:
         return cues.explain(text)
 
 
-def evaluate(classifier: Classifier, texts: Sequence[str], labels: Sequence[str]
-             ) -> dict[str, Any]:
+def evaluate(classifier: Classifier, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
     """Macro-F1, per-class P/R/F1 and confusion matrix of ``classifier`` on labelled texts."""
     preds = [p.label for p in classifier.predict(texts)]
     return scores(list(labels), preds)
@@ -315,8 +359,14 @@ class ModelCard:
 VOLATILE_CARD_KEYS = ("trained_at", "training_seconds")
 
 
-def train(seeds_dir: Path, models_dir: Path, *, name: str = MODEL_NAME,
-          shared_dir: Path | None = None, devset_refs: Path | None = None) -> ModelCard:
+def train(
+    seeds_dir: Path,
+    models_dir: Path,
+    *,
+    name: str = MODEL_NAME,
+    shared_dir: Path | None = None,
+    devset_refs: Path | None = None,
+) -> ModelCard:
     """Fit on all seed labels, cross-validate, score the dev set if available, save + cards."""
     import skops.io as sio
 
@@ -345,12 +395,12 @@ def train(seeds_dir: Path, models_dir: Path, *, name: str = MODEL_NAME,
             "n_sentences": len(rows),
             "label_counts": counts,
             "sources": "seed article sentences labelled by the maintainers, plus guide "
-                       "examples written by the maintainers to illustrate LABELING.md",
+            "examples written by the maintainers to illustrate LABELING.md",
         },
         model={
             "pipeline": "FeatureUnion(word TF-IDF 1-2 grams of suffix-stripped words, "
-                        "CAMEO CueFeatures x0.5) -> "
-                        f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT})",
+            "CAMEO CueFeatures x0.5) -> "
+            f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT})",
             "params_sha256": hashlib.sha256(_params_text(pipeline).encode()).hexdigest(),
             "lexicon_sha256": _cue_step(pipeline).lexicon_sha256_,
             "n_features": int(pipeline.named_steps["clf"].coef_.shape[1]),
@@ -374,8 +424,7 @@ def _cue_step(pipeline: Pipeline) -> CueFeatures:
     return pipeline.named_steps["features"].transformer_list[-1][1]
 
 
-def _dev_scores(classifier: Classifier, shared_dir: Path | None, refs: Path
-                ) -> dict[str, Any]:
+def _dev_scores(classifier: Classifier, shared_dir: Path | None, refs: Path) -> dict[str, Any]:
     if shared_dir is None:
         return {"status": "skipped", "reason": "no shared_dir given"}
     if not Path(refs).is_file():
@@ -385,8 +434,7 @@ def _dev_scores(classifier: Classifier, shared_dir: Path | None, refs: Path
     dev = load_devset(Path(shared_dir), Path(refs))
     result = evaluate(classifier, [d.text for d in dev], [d.label for d in dev])
     refs_sha = hashlib.sha256(Path(refs).read_bytes()).hexdigest()
-    return {"status": "scored", "refs_file": Path(refs).name, "refs_sha256": refs_sha,
-            **result}
+    return {"status": "scored", "refs_file": Path(refs).name, "refs_sha256": refs_sha, **result}
 
 
 def _library_versions() -> dict[str, str]:
@@ -394,8 +442,13 @@ def _library_versions() -> dict[str, str]:
     import sklearn
     import skops
 
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__, "scipy": scipy.__version__, "skops": skops.__version__}
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "skops": skops.__version__,
+    }
 
 
 def _card_markdown(card: ModelCard) -> str:
@@ -414,11 +467,13 @@ def _card_markdown(card: ModelCard) -> str:
         "",
         "| file | rows | sha256 |",
         "|---|---|---|",
-        *[f"| {f['file']} | {f['rows']} | `{f['sha256'][:16]}` |"
-          for f in card.training_data["files"]],
+        *[
+            f"| {f['file']} | {f['rows']} | `{f['sha256'][:16]}` |"
+            for f in card.training_data["files"]
+        ],
         "",
-        "Label counts: " + ", ".join(f"{k} {v}" for k, v in
-                                     card.training_data["label_counts"].items()),
+        "Label counts: "
+        + ", ".join(f"{k} {v}" for k, v in card.training_data["label_counts"].items()),
         "",
         f"## Cross-validation ({cv['folds']}-fold stratified, seed {cv['seed']})",
         "",
@@ -430,13 +485,24 @@ def _card_markdown(card: ModelCard) -> str:
         "",
     ]
     if dev.get("status") == "scored":
-        lines += [f"{dev['n']} real news sentences ({dev['refs_file']}); "
-                  f"macro-F1 **{dev['macro_f1']}**.", "", *_score_table(dev)]
+        lines += [
+            f"{dev['n']} real news sentences ({dev['refs_file']}); macro-F1 **{dev['macro_f1']}**.",
+            "",
+            *_score_table(dev),
+        ]
     else:
         lines += [f"Not scored: {dev.get('reason')}."]
-    lines += ["", "## Libraries", "",
-              ", ".join(f"{k} {v}" for k, v in card.libraries.items()), "",
-              "## Notes", "", *[f"- {n}" for n in card.notes], ""]
+    lines += [
+        "",
+        "## Libraries",
+        "",
+        ", ".join(f"{k} {v}" for k, v in card.libraries.items()),
+        "",
+        "## Notes",
+        "",
+        *[f"- {n}" for n in card.notes],
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -444,8 +510,14 @@ def _score_table(result: dict[str, Any]) -> list[str]:
     rows = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for lab, m in result["per_class"].items():
         rows.append(f"| {lab} | {m['precision']} | {m['recall']} | {m['f1']} | {m['support']} |")
-    rows += ["", "Confusion matrix (rows true, columns predicted, order "
-             + ", ".join(result["labels"]) + "):", "", "```"]
+    rows += [
+        "",
+        "Confusion matrix (rows true, columns predicted, order "
+        + ", ".join(result["labels"])
+        + "):",
+        "",
+        "```",
+    ]
     rows += ["  ".join(f"{v:4d}" for v in r) for r in result["confusion_matrix"]]
     rows += ["```"]
     return rows
@@ -487,7 +559,8 @@ def load_model(models_dir: Path, name: str | None = None) -> Classifier:
     found = _candidates(Path(models_dir), name)
     if not found:
         raise ModelNotFoundError(
-            f"no model named {name!r} in {models_dir}; run `escmon train` first")
+            f"no model named {name!r} in {models_dir}; run `escmon train` first"
+        )
     path = found[-1][1]
     try:  # skops audits every type in the file before it constructs anything
         pipeline = sio.load(path, trusted=list(TRUSTED_TYPES))
@@ -495,7 +568,8 @@ def load_model(models_dir: Path, name: str | None = None) -> Classifier:
         raise UntrustedModelError(
             f"{path}: refusing to load types not on the trusted list. {first_line(exc)}"
         ) from None
-    version = _STEM_RE.match(path.stem)["version"]
+    stem = _STEM_RE.match(path.stem)
+    version = stem["version"] if stem else path.stem
     card_path = path.with_suffix(".card.json")
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
     return Classifier(pipeline, version, card)
@@ -503,12 +577,10 @@ def load_model(models_dir: Path, name: str | None = None) -> Classifier:
 
 # ----------------------------------------------------------------------------- the stage
 def _english(language_column: Any) -> Any:
-    return or_(language_column == "en", language_column.like("en-%"),
-               language_column.like("en_%"))
+    return or_(language_column == "en", language_column.like("en-%"), language_column.like("en_%"))
 
 
-def _unscored(session: Any, version: str, rescore: bool, after_id: int, limit: int
-              ) -> list[Any]:
+def _unscored(session: Any, version: str, rescore: bool, after_id: int, limit: int) -> list[Any]:
     from pipeline.tables import Article, Prediction, Sentence
 
     scored = select(Prediction.id).where(Prediction.sentence_id == Sentence.id)
@@ -531,8 +603,7 @@ def _has_unscored(engine: Any) -> bool:
         return bool(_unscored(session, "", False, 0, 1))
 
 
-def prediction_columns(classifier: Classifier, batch: Sequence[tuple[int, str]]
-                       ) -> dict[str, Any]:
+def prediction_columns(classifier: Classifier, batch: Sequence[tuple[int, str]]) -> dict[str, Any]:
     """Prediction columns (see :func:`pipeline.store.insert_columns`) for
     ``(sentence_id, text)`` pairs.
 
@@ -552,9 +623,14 @@ def prediction_columns(classifier: Classifier, batch: Sequence[tuple[int, str]]
 
 
 @collector_paused()  # millions of short-lived rows, no cycles among them
-def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
-                       progress: Any = None, classifier: Classifier | None = None
-                       ) -> dict[str, int]:
+def classify_sentences(
+    engine: Any,
+    settings: Any,
+    *,
+    rescore: bool = False,
+    progress: Any = None,
+    classifier: Classifier | None = None,
+) -> dict[str, int]:
     """Score the English sentences that have no prediction yet, in batches.
 
     With ``rescore``, score every English sentence the current model has not scored,
@@ -582,6 +658,7 @@ def classify_sentences(engine: Any, settings: Any, *, rescore: bool = False,
 
     if progress is not None:
         progress.start(f"classify ({version})", None)
-    written = run_batches(engine, read, partial(prediction_columns, classifier), write,
-                          progress=progress)
+    written = run_batches(
+        engine, read, partial(prediction_columns, classifier), write, progress=progress
+    )
     return {"sentences_scored": sum(written)}

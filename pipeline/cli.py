@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.errors import EscmonError
-from pipeline.stages import STAGE_NAMES
+from pipeline.stages import STAGE_NAMES, Stage
 
 app = typer.Typer(
     name="escmon",
@@ -64,13 +64,25 @@ FormatOption = Annotated[
 
 
 # The closed sets the options take (typer turns an Enum into a checked choice).
-Stage = StrEnum("Stage", {name: name for name in STAGE_NAMES})
-DetectMethod = StrEnum(
-    "DetectMethod", {"ears_c1": "ears-c1", "ears_c2": "ears-c2", "ears_c3": "ears-c3",
-                     "share": "share"}
-)
-AlertStatus = StrEnum("AlertStatus", {name: name for name in ("pending", "sent", "failed")})
-Fulltext = StrEnum("Fulltext", {name: name for name in ("auto", "always", "never")})
+
+
+class DetectMethod(StrEnum):
+    ears_c1 = "ears-c1"
+    ears_c2 = "ears-c2"
+    ears_c3 = "ears-c3"
+    share = "share"
+
+
+class AlertStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+
+
+class Fulltext(StrEnum):
+    auto = "auto"
+    always = "always"
+    never = "never"
 
 
 def input_option(help: str) -> Any:
@@ -219,8 +231,12 @@ def run_command(
     day = _parse_day(date)
     names = [str(name) for name in stage] if stage else list(STAGE_NAMES)
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     )
     ctx = daily.make_context(day, _settings(), RichProgress(bar))
     check_schema(ctx.engine)
@@ -392,8 +408,10 @@ def classify_command(
     Example: escmon classify "Troops were withdrawn from the border." --explain
     """
     if rescore:
-        err.print("warning: `escmon classify --rescore` is deprecated; use `escmon rescore`",
-                  highlight=False)
+        err.print(
+            "warning: `escmon classify --rescore` is deprecated; use `escmon rescore`",
+            highlight=False,
+        )
         rescore_command()
         return
     items = _read_inputs(texts, input_path)
@@ -446,9 +464,7 @@ def evaluate_command(
     items = _read_inputs(None, input_path)
     bad = [i for i, item in enumerate(items, 1) if item.get("label") not in LABELS]
     if bad:
-        raise UserError(
-            f"{input_path}: line {bad[0]} needs a label, one of {', '.join(LABELS)}"
-        )
+        raise UserError(f"{input_path}: line {bad[0]} needs a label, one of {', '.join(LABELS)}")
     classifier = _load_classifier()
     result = evaluate(classifier, [i["text"] for i in items], [i["label"] for i in items])
     _print_scores(result, f"model {classifier.version} on {input_path} ({len(items)} sentences)")
@@ -461,8 +477,13 @@ def _print_scores(result: dict[str, Any], title: str) -> None:
     table = Table("class", "precision", "recall", "f1", "support", title="Per class")
     for label in LABELS:
         m = result["per_class"][label]
-        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
-                      str(m["support"]))
+        table.add_row(
+            label,
+            f"{m['precision']:.3f}",
+            f"{m['recall']:.3f}",
+            f"{m['f1']:.3f}",
+            str(m["support"]),
+        )
     out.print(table)
     confusion = Table("true \\ predicted", *LABELS, title="Confusion matrix")
     for label, row in zip(LABELS, result["confusion_matrix"], strict=True):
@@ -473,13 +494,9 @@ def _print_scores(result: dict[str, Any], title: str) -> None:
 # --- detect -----------------------------------------------------------------------
 
 
-
-
 @app.command("detect")
 def detect_command(
-    input_path: Annotated[
-        Path, input_option("CSV with header date,count[,total]; - for stdin.")
-    ],
+    input_path: Annotated[Path, input_option("CSV with header date,count[,total]; - for stdin.")],
     method: Annotated[
         DetectMethod, typer.Option("--method", help="The detector.")
     ] = DetectMethod.ears_c2,
@@ -506,7 +523,7 @@ def detect_command(
             raise UserError(f"{input_path}: --method share needs a 'total' column")
         results = detect.share_test(dates, counts, totals)
     else:
-        results = detect.ears(dates, counts, method.removeprefix("ears-"))
+        results = detect.ears(dates, counts, method.removeprefix("ears-"))  # type: ignore[arg-type]
     rows = [
         {
             "date": r.date.isoformat(),
@@ -587,8 +604,16 @@ def feeds_add(
     """
     from pipeline.registry import FeedSpec, add_feed
 
-    spec = FeedSpec(name=name, url=url, country=country, region=region, language=language,
-                    tags=tuple(tag or ()), fulltext=str(fulltext), enabled=not disabled)
+    spec = FeedSpec(
+        name=name,
+        url=url,
+        country=country,
+        region=region,
+        language=language,
+        tags=tuple(tag or ()),
+        fulltext=str(fulltext),
+        enabled=not disabled,
+    )
     added = add_feed(_settings().feeds_file, spec)
     out.print(f"added {added.name} ({added.url})", highlight=False)
 
@@ -660,9 +685,7 @@ def _store() -> Iterator[Any]:
 
 @alerts_app.command("list")
 def alerts_list(
-    status: Annotated[
-        AlertStatus | None, typer.Option(help="Only alerts in this state.")
-    ] = None,
+    status: Annotated[AlertStatus | None, typer.Option(help="Only alerts in this state.")] = None,
     scope: Annotated[str | None, typer.Option(help="all, or a country code like BLR.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
     output_format: FormatOption = OutputFormat.auto,
@@ -710,7 +733,8 @@ def alerts_show(
         message = render_alert(engine, _settings(), alert_id) if mail else None
     if message is not None:
         out.print(f"Subject: {message['Subject']}", highlight=False)
-        out.print(message.get_body(("plain",)).get_content(), highlight=False, markup=False)
+        plain = message.get_body(("plain",))
+        out.print(plain.get_content() if plain else "", highlight=False, markup=False)
         return
     error = f" - {view.last_error}" if view.last_error else ""
     out.print(

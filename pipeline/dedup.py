@@ -349,10 +349,13 @@ def assign_story_ids(session: Session, *, window_days: int = STORY_WINDOW_DAYS) 
     ).all()
     if unkeyed:
         sets = _shingled((row.text for row in unkeyed), grouper.words)
-        _write_bands(session, [
-            (row.id, row.day, list(enumerate(row_keys or ())))
-            for row, row_keys in zip(unkeyed, _keys_of(signer, sets), strict=True)
-        ])
+        _write_bands(
+            session,
+            [
+                (row.id, row.day, list(enumerate(row_keys or ())))
+                for row, row_keys in zip(unkeyed, _keys_of(signer, sets), strict=True)
+            ],
+        )
         grouper.sets.update((row.id, values) for row, values in zip(unkeyed, sets, strict=True))
 
     sets = _shingled((row.text for row in pending), grouper.words)
@@ -410,12 +413,12 @@ def _know_stored(
                 )
                 .subquery()
             )
-            rows = session.execute(
+            tails = session.execute(
                 select(ranked.c.key, ranked.c.article_id, ranked.c.day).where(
                     ranked.c.rank <= BUCKET_TAIL
                 )
             )
-            for key, article_id, day in rows:
+            for key, article_id, day in tails:
                 if article_id not in pending:
                     members.setdefault(key, []).append((article_id, day))
     ids = sorted({article_id for rows in members.values() for article_id, _ in rows})
@@ -458,6 +461,13 @@ def _write_bands(
         day.extend([article_day] * (len(pairs) + 1))
     if band:
         order = np.lexsort((article, key, band))  # in index order: B-tree pages stay hot
-        insert_columns(session, StoryBand, {
-            "band": np.asarray(band)[order], "key": np.asarray(key, dtype=np.int64)[order],
-            "article_id": np.asarray(article)[order], "day": [day[i] for i in order]})
+        insert_columns(
+            session,
+            StoryBand,
+            {
+                "band": np.asarray(band)[order],
+                "key": np.asarray(key, dtype=np.int64)[order],
+                "article_id": np.asarray(article)[order],
+                "day": [day[i] for i in order],
+            },
+        )

@@ -26,9 +26,14 @@ _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 class PageFetch(Protocol):
     """What ``fetch(url)`` must return (``pipeline.feeds.FetchResult`` fits)."""
 
-    body: bytes
-    error: str | None
-    headers: Mapping[str, str]
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)

@@ -141,11 +141,14 @@ class Gazetteer:
         # Particles that only start longer phrases ("the" of "The Hague", "al" of "al Qaeda")
         # are frequent words: they are tried only before a key that can continue them.
         self._lead_keys = frozenset(
-            first for first, sizes in self._index.items()
+            first
+            for first, sizes in self._index.items()
             if first in _PARTICLES and sizes[-1][0] and first not in prefixes
         )
         self._second_keys = frozenset(
-            rest[0] for first in self._lead_keys for _, entries in self._index[first]
+            rest[0]
+            for first in self._lead_keys
+            for _, entries in self._index[first]
             for rest in entries
         )
         # Raw token caches: its key, and which of the sets above its key belongs to.
@@ -170,8 +173,14 @@ class Gazetteer:
         """Cache the key of every token not seen yet, and what it may start."""
         cache = self._cache
         if len(cache) > _CACHE_LIMIT:
-            for memo in (cache, self._known, self._starters, self._leaders, self._followers,
-                         self._interesting):
+            for memo in (
+                cache,
+                self._known,
+                self._starters,
+                self._leaders,
+                self._followers,
+                self._interesting,
+            ):
                 memo.clear()
         index, prefixes = self._index, self._prefixes
         for token in tokens.difference(self._known):
@@ -327,8 +336,8 @@ def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
     """The gazetteer from ``path``, or the one shipped in ``pipeline/data`` (cached)."""
     if path is None:
         resource = importlib.resources.files("pipeline") / "data" / "gazetteer.tsv"
-        with resource.open("r", encoding="utf-8", newline="") as handle:
-            return Gazetteer(_read_rows(handle, "pipeline/data/gazetteer.tsv"))
+        text = resource.read_text(encoding="utf-8")
+        return Gazetteer(_read_rows(io.StringIO(text, newline=""), "pipeline/data/gazetteer.tsv"))
     with Path(path).open(encoding="utf-8", newline="") as handle:
         return Gazetteer(_read_rows(handle, str(path)))
 

@@ -33,61 +33,335 @@ POLARITIES = ("escalation", "escalation_weak", "deescalation", "cooperation", "n
 STATES = ("affirmed", "negated", "hypothetical", "stopped", "threat", "intent")
 
 # Context words. Kept here, not in the TSV: they modify cues rather than name moves.
-NEGATORS = frozenset({
-    "not", "n't", "no", "never", "without", "nor", "neither", "refused", "refuses", "refuse",
-    "refusing", "declined", "declines", "decline", "denied", "denies", "deny", "denying",
-    "rejected", "rejects", "reject", "rejecting", "ruled", "rules", "failed", "fails", "against",
-    "avoid", "avoided", "avoids", "avoiding", "instead", "nothing", "none", "unwilling",
-})
-STOPPERS = frozenset({
-    "halt", "halted", "halts", "halting", "stop", "stopped", "stops", "stopping", "end", "ended",
-    "ends", "ending", "cease", "ceased", "ceases", "ceasing", "pause", "paused", "pauses",
-    "suspend", "suspended", "suspends", "suspending", "cancel", "cancelled", "canceled",
-    "cancels", "scrap", "scrapped", "scraps", "abandon", "abandoned", "abandons", "collapse",
-    "collapsed", "collapses", "stalled", "stall", "stalls", "broke", "break", "breaks",
-    "expired", "expires", "lifted", "lift", "lifts", "lifting", "eased", "easing", "ease",
-    "wound", "winding", "freeze", "froze", "frozen", "postponed", "postpone",
-    "postpones", "delayed", "violated", "violates", "violating", "breached", "breaches",
-    "quit", "quits", "left", "leave", "leaves", "exit", "exited", "exits",
-})
+NEGATORS = frozenset(
+    {
+        "not",
+        "n't",
+        "no",
+        "never",
+        "without",
+        "nor",
+        "neither",
+        "refused",
+        "refuses",
+        "refuse",
+        "refusing",
+        "declined",
+        "declines",
+        "decline",
+        "denied",
+        "denies",
+        "deny",
+        "denying",
+        "rejected",
+        "rejects",
+        "reject",
+        "rejecting",
+        "ruled",
+        "rules",
+        "failed",
+        "fails",
+        "against",
+        "avoid",
+        "avoided",
+        "avoids",
+        "avoiding",
+        "instead",
+        "nothing",
+        "none",
+        "unwilling",
+    }
+)
+STOPPERS = frozenset(
+    {
+        "halt",
+        "halted",
+        "halts",
+        "halting",
+        "stop",
+        "stopped",
+        "stops",
+        "stopping",
+        "end",
+        "ended",
+        "ends",
+        "ending",
+        "cease",
+        "ceased",
+        "ceases",
+        "ceasing",
+        "pause",
+        "paused",
+        "pauses",
+        "suspend",
+        "suspended",
+        "suspends",
+        "suspending",
+        "cancel",
+        "cancelled",
+        "canceled",
+        "cancels",
+        "scrap",
+        "scrapped",
+        "scraps",
+        "abandon",
+        "abandoned",
+        "abandons",
+        "collapse",
+        "collapsed",
+        "collapses",
+        "stalled",
+        "stall",
+        "stalls",
+        "broke",
+        "break",
+        "breaks",
+        "expired",
+        "expires",
+        "lifted",
+        "lift",
+        "lifts",
+        "lifting",
+        "eased",
+        "easing",
+        "ease",
+        "wound",
+        "winding",
+        "freeze",
+        "froze",
+        "frozen",
+        "postponed",
+        "postpone",
+        "postpones",
+        "delayed",
+        "violated",
+        "violates",
+        "violating",
+        "breached",
+        "breaches",
+        "quit",
+        "quits",
+        "left",
+        "leave",
+        "leaves",
+        "exit",
+        "exited",
+        "exits",
+    }
+)
 # After a de-escalation cue these mean it failed ("talks collapsed"); "talks ended" is not.
-BREAKDOWNS = frozenset({
-    "collapse", "collapsed", "collapses", "stalled", "stall", "stalls", "broke", "break",
-    "breaks", "failed", "fails", "faltered", "falters", "derailed", "suspended", "frozen",
-    "violated", "breached", "unravelled", "unraveled", "crumbled",
-})
+BREAKDOWNS = frozenset(
+    {
+        "collapse",
+        "collapsed",
+        "collapses",
+        "stalled",
+        "stall",
+        "stalls",
+        "broke",
+        "break",
+        "breaks",
+        "failed",
+        "fails",
+        "faltered",
+        "falters",
+        "derailed",
+        "suspended",
+        "frozen",
+        "violated",
+        "breached",
+        "unravelled",
+        "unraveled",
+        "crumbled",
+    }
+)
 # Modal and conditional words: the move is only possible ("could close the border").
 # After an escalation cue these mean it is being ended ("sanctions will be lifted").
-ENDERS = frozenset({
-    "end", "ends", "ended", "ending", "lifted", "eased", "halted", "stopped", "ceased",
-    "suspended", "scrapped", "removed", "withdrawn", "expire", "expired",
-})
-HEDGES = frozenset({
-    "could", "might", "may", "would", "if", "unless", "whether", "possible", "possibly",
-    "likely", "unlikely", "perhaps", "considering", "consider", "considers", "mulling", "mull",
-    "weighing", "weigh", "weighs", "mooted", "should", "risk", "risks", "fear", "fears",
-    "feared", "prospect", "prospects", "chance", "chances", "potential", "scenario", "whenever",
-    "lest", "expect", "expected", "expects", "question", "debate", "speculation",
-})
+ENDERS = frozenset(
+    {
+        "end",
+        "ends",
+        "ended",
+        "ending",
+        "lifted",
+        "eased",
+        "halted",
+        "stopped",
+        "ceased",
+        "suspended",
+        "scrapped",
+        "removed",
+        "withdrawn",
+        "expire",
+        "expired",
+    }
+)
+HEDGES = frozenset(
+    {
+        "could",
+        "might",
+        "may",
+        "would",
+        "if",
+        "unless",
+        "whether",
+        "possible",
+        "possibly",
+        "likely",
+        "unlikely",
+        "perhaps",
+        "considering",
+        "consider",
+        "considers",
+        "mulling",
+        "mull",
+        "weighing",
+        "weigh",
+        "weighs",
+        "mooted",
+        "should",
+        "risk",
+        "risks",
+        "fear",
+        "fears",
+        "feared",
+        "prospect",
+        "prospects",
+        "chance",
+        "chances",
+        "potential",
+        "scenario",
+        "whenever",
+        "lest",
+        "expect",
+        "expected",
+        "expects",
+        "question",
+        "debate",
+        "speculation",
+    }
+)
 # Intentions, offers and demands: the actor states the move ("ready to talk", "wants to
 # reduce tensions", "plans to deploy"); the guide counts offers and commitments as moves.
-INTENTS = frozenset({
-    "want", "wants", "wanted", "seek", "seeks", "seeking", "sought", "hope", "hopes", "hoped",
-    "hoping", "plan", "plans", "planned", "planning", "ready", "prepared", "preparing",
-    "willing", "open", "offer", "offered", "offers", "aim", "aims", "aimed", "try", "tries",
-    "tried", "trying", "attempt", "attempts", "bid", "propose", "proposed", "proposes",
-    "call", "calls", "urged", "urge", "urges", "urging", "demanded", "demand", "demands",
-    "pressed", "push", "pushing", "pushed", "intend", "intends", "intended", "agreed", "agree",
-    "agrees", "decided", "decides", "order", "ordered", "orders", "will", "set", "pledge",
-    "pledges", "promised", "promises", "committed",
-})
-THREATS = frozenset({
-    "threatened", "threatens", "threaten", "threatening", "threat", "threats", "warned", "warns",
-    "warn", "warning", "warnings", "vowed", "vows", "vow", "pledged", "ultimatum", "unless",
-})
-BREAKS = frozenset({",", ";", ":", "but", "while", "although", "though", "whereas", "as",
-                    "because", "after", "before", "since", "despite", "when", "which", "who",
-                    "that", "(", ")", "—", "–", "-"})
+INTENTS = frozenset(
+    {
+        "want",
+        "wants",
+        "wanted",
+        "seek",
+        "seeks",
+        "seeking",
+        "sought",
+        "hope",
+        "hopes",
+        "hoped",
+        "hoping",
+        "plan",
+        "plans",
+        "planned",
+        "planning",
+        "ready",
+        "prepared",
+        "preparing",
+        "willing",
+        "open",
+        "offer",
+        "offered",
+        "offers",
+        "aim",
+        "aims",
+        "aimed",
+        "try",
+        "tries",
+        "tried",
+        "trying",
+        "attempt",
+        "attempts",
+        "bid",
+        "propose",
+        "proposed",
+        "proposes",
+        "call",
+        "calls",
+        "urged",
+        "urge",
+        "urges",
+        "urging",
+        "demanded",
+        "demand",
+        "demands",
+        "pressed",
+        "push",
+        "pushing",
+        "pushed",
+        "intend",
+        "intends",
+        "intended",
+        "agreed",
+        "agree",
+        "agrees",
+        "decided",
+        "decides",
+        "order",
+        "ordered",
+        "orders",
+        "will",
+        "set",
+        "pledge",
+        "pledges",
+        "promised",
+        "promises",
+        "committed",
+    }
+)
+THREATS = frozenset(
+    {
+        "threatened",
+        "threatens",
+        "threaten",
+        "threatening",
+        "threat",
+        "threats",
+        "warned",
+        "warns",
+        "warn",
+        "warning",
+        "warnings",
+        "vowed",
+        "vows",
+        "vow",
+        "pledged",
+        "ultimatum",
+        "unless",
+    }
+)
+BREAKS = frozenset(
+    {
+        ",",
+        ";",
+        ":",
+        "but",
+        "while",
+        "although",
+        "though",
+        "whereas",
+        "as",
+        "because",
+        "after",
+        "before",
+        "since",
+        "despite",
+        "when",
+        "which",
+        "who",
+        "that",
+        "(",
+        ")",
+        "—",
+        "–",
+        "-",
+    }
+)
 _STATE_WORDS = NEGATORS | STOPPERS | THREATS | HEDGES | INTENTS | BREAKS | {"."}
 _AFTER_DEESC = BREAKS | BREAKDOWNS
 _AFTER_ESC = BREAKS | ENDERS
@@ -144,8 +418,9 @@ class Lexicon:
     # first token -> ((phrase length, {phrase tokens: entries}), ...), longest first
     phrases: dict[str, tuple[tuple[int, dict[tuple[str, ...], list]], ...]]
     # (block, anchor) -> [(pre tokens, post tokens, cue, verbs it is limited to)]
-    patterns: dict[tuple[str, str],
-                   list[tuple[tuple[str, ...], tuple[str, ...], Cue, frozenset[str]]]]
+    patterns: dict[
+        tuple[str, str], list[tuple[tuple[str, ...], tuple[str, ...], Cue, frozenset[str]]]
+    ]
     synsets_of: dict[str, frozenset[str]]
     # verb form -> ((block, lemma), ...)
     blocks_of: dict[tuple[str, ...], tuple[tuple[str, str], ...]]
@@ -155,7 +430,8 @@ class Lexicon:
     block_anchors: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
     # first token -> ((phrase length, {phrase tokens: (actor class, code)}), ...)
     actors: dict[str, tuple[tuple[int, dict[tuple[str, ...], tuple[str, str]]], ...]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
     # rival pairs of actor codes, and every code that is a party to one
     dyads: frozenset[frozenset[str]] = field(default_factory=frozenset)
     parties: frozenset[str] = field(default_factory=frozenset)
@@ -172,12 +448,12 @@ class Lexicon:
     start_gates: dict[str, frozenset[str] | None] = field(default_factory=dict)
     # block -> (tokens that yield an anchor after the verb, tokens that yield one before it):
     # the anchors themselves plus every token whose synsets include one
-    block_triggers: dict[str, tuple[frozenset[str], frozenset[str]]] = field(
-        default_factory=dict)
+    block_triggers: dict[str, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
     # verb form -> the union of its blocks' triggers (after, before): no pattern can apply
     # when neither window holds one
     verb_triggers: dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
 
 
 @collector_paused()
@@ -201,8 +477,9 @@ def parse_lexicon(text: str) -> Lexicon:
         if len(cols) != len(header):
             raise ValueError(f"lexicon line {lineno}: expected {len(header)} columns")
         kind, cue, context = cols[idx["kind"]], cols[idx["cue"]], cols[idx["context"]]
-        item = Cue(cols[idx["code"]], cols[idx["polarity"]], kind, cols[idx["source"]],
-                   cols[idx["block"]])
+        item = Cue(
+            cols[idx["code"]], cols[idx["polarity"]], kind, cols[idx["source"]], cols[idx["block"]]
+        )
         if kind == "actor":
             key = tuple(tokenize(cue))
             table = actors.setdefault(key[0], {}) if key else {}
@@ -312,9 +589,10 @@ def _phrase_index(phrases: dict, verb_triggers: dict) -> dict[str, tuple]:
     return out
 
 
-def _verb_triggers(verb_blocks: dict[tuple[str, ...], tuple[tuple[str, str], ...]],
-                   block_triggers: dict[str, tuple[frozenset[str], frozenset[str]]]
-                   ) -> dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]]:
+def _verb_triggers(
+    verb_blocks: dict[tuple[str, ...], tuple[tuple[str, str], ...]],
+    block_triggers: dict[str, tuple[frozenset[str], frozenset[str]]],
+) -> dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]]:
     out = {}
     for key, blocks in verb_blocks.items():
         after: set[str] = set()
@@ -327,10 +605,12 @@ def _verb_triggers(verb_blocks: dict[tuple[str, ...], tuple[tuple[str, str], ...
     return out
 
 
-def _block_triggers(block_anchors: dict[str, tuple[frozenset[str], frozenset[str]]],
-                    synsets_of: dict[str, frozenset[str]]
-                    ) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+def _block_triggers(
+    block_anchors: dict[str, tuple[frozenset[str], frozenset[str]]],
+    synsets_of: dict[str, frozenset[str]],
+) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
     """Per block, the window tokens that can yield a wanted anchor (itself or a synset)."""
+
     def triggers(wanted: frozenset[str]) -> frozenset[str]:
         return wanted | {t for t, names in synsets_of.items() if not names.isdisjoint(wanted)}
 
@@ -343,8 +623,10 @@ def _block_anchors(patterns: dict) -> dict[str, tuple[frozenset[str], frozenset[
     for (block, anchor), items in patterns.items():
         for _pre, post, _, _ in items:
             (after if post else before).setdefault(block, set()).add(anchor)
-    return {b: (frozenset(after.get(b, ())), frozenset(before.get(b, ())))
-            for b in set(after) | set(before)}
+    return {
+        b: (frozenset(after.get(b, ())), frozenset(before.get(b, ())))
+        for b in set(after) | set(before)
+    }
 
 
 def _by_length(table: dict) -> dict:
@@ -352,8 +634,7 @@ def _by_length(table: dict) -> dict:
     grouped: dict[str, dict[int, dict]] = {}
     for key, value in table.items():
         grouped.setdefault(key[0], {}).setdefault(len(key), {})[key] = value
-    return {first: tuple(sorted(by_len.items(), reverse=True))
-            for first, by_len in grouped.items()}
+    return {first: tuple(sorted(by_len.items(), reverse=True)) for first, by_len in grouped.items()}
 
 
 def _priority(entry: tuple[Cue, tuple[tuple[str, ...], ...]]) -> tuple[int, int]:
@@ -370,8 +651,9 @@ def _add_pattern(patterns: dict, cue: Cue, context: str, only: str) -> None:
         before, after = "", context
 
     def words_of(text: str) -> tuple[str, ...]:
-        return tuple(t for tok in text.split()
-                     for t in ([tok] if tok.startswith("&") else tokenize(tok)))
+        return tuple(
+            t for tok in text.split() for t in ([tok] if tok.startswith("&") else tokenize(tok))
+        )
 
     pre, post = words_of(before), words_of(after)
     if not pre and not post:
@@ -431,7 +713,7 @@ def _match_at(tokens: Sequence[str], positions: list[int], lex: Lexicon) -> list
             for k, table in multi:
                 if i + k > n:
                     continue
-                key = tuple(tokens[i:i + k])
+                key = tuple(tokens[i : i + k])
                 items = table.get(key)
                 if items is None:
                     continue
@@ -443,22 +725,29 @@ def _match_at(tokens: Sequence[str], positions: list[int], lex: Lexicon) -> list
             if fixed is not None:
                 cue, end = fixed, i + 1
             elif trig is not None and (
-                    trig[0].isdisjoint(tokens[i + 1:i + 1 + CONTEXT_WINDOW])
-                    and trig[1].isdisjoint(tokens[max(0, i - CONTEXT_WINDOW):i])):
+                trig[0].isdisjoint(tokens[i + 1 : i + 1 + CONTEXT_WINDOW])
+                and trig[1].isdisjoint(tokens[max(0, i - CONTEXT_WINDOW) : i])
+            ):
                 pass  # a verb form that only resolves through a pattern, and none applies
             else:
                 cue = _resolve(tokens, i, i + 1, (tok,), single, lex)
                 if cue is not None:
                     end = i + 1
-        if end:
+        if end and cue is not None:
             if cue.code:  # an empty code marks a name that merely contains cue words
                 hits.append(_Hit(i, end, cue, _state(tokens, i, end, cue)))
             nxt = end
     return hits
 
 
-def _resolve(tokens: Sequence[str], start: int, end: int, key: tuple[str, ...],
-             items: list[tuple[Cue, tuple[tuple[str, ...], ...]]], lex: Lexicon) -> Cue | None:
+def _resolve(
+    tokens: Sequence[str],
+    start: int,
+    end: int,
+    key: tuple[str, ...],
+    items: list[tuple[Cue, tuple[tuple[str, ...], ...]]],
+    lex: Lexicon,
+) -> Cue | None:
     for cue, ctx in items:
         if ctx:
             if _context_near(tokens, start, end, ctx):
@@ -470,8 +759,9 @@ def _resolve(tokens: Sequence[str], start: int, end: int, key: tuple[str, ...],
     triggers = lex.verb_triggers.get(key)
     pattern_cue = None
     if triggers is not None and not (
-            triggers[0].isdisjoint(tokens[end:end + CONTEXT_WINDOW])
-            and triggers[1].isdisjoint(tokens[max(0, start - CONTEXT_WINDOW):start])):
+        triggers[0].isdisjoint(tokens[end : end + CONTEXT_WINDOW])
+        and triggers[1].isdisjoint(tokens[max(0, start - CONTEXT_WINDOW) : start])
+    ):
         pattern_cue = _pattern_for(tokens, start, end, lex.blocks_of.get(key, ()), lex)
     if pattern_cue is not None:
         return pattern_cue if pattern_cue.code else None
@@ -481,13 +771,16 @@ def _resolve(tokens: Sequence[str], start: int, end: int, key: tuple[str, ...],
     return None
 
 
-def _context_near(tokens: Sequence[str], start: int, end: int,
-                  ctx: tuple[tuple[str, ...], ...]) -> bool:
+def _context_near(
+    tokens: Sequence[str], start: int, end: int, ctx: tuple[tuple[str, ...], ...]
+) -> bool:
     """Any context alternative within the window before or after the cue (plural-blind)."""
     lo, hi = max(0, start - CONTEXT_WINDOW), min(len(tokens), end + CONTEXT_WINDOW)
     # _singular inlined: this runs for every context-gated cue
-    window = [t[:-1] if len(t) > 3 and t.endswith("s") and not t.endswith("ss") else t
-              for t in (*tokens[lo:start], *tokens[end:hi])]
+    window = [
+        t[:-1] if len(t) > 3 and t.endswith("s") and not t.endswith("ss") else t
+        for t in (*tokens[lo:start], *tokens[end:hi])
+    ]
     present = set(window)
     for alt in _singular_alts(ctx):
         if alt[-1] in present and (len(alt) == 1 or _in_order(window, alt)):
@@ -509,12 +802,13 @@ def _in_order(window: Sequence[str], words: Sequence[str]) -> bool:
     return all(any(w == t for t in it) for w in words)
 
 
-def _pattern_for(tokens: Sequence[str], start: int, end: int,
-                 blocks: tuple[tuple[str, str], ...], lex: Lexicon) -> Cue | None:
+def _pattern_for(
+    tokens: Sequence[str], start: int, end: int, blocks: tuple[tuple[str, str], ...], lex: Lexicon
+) -> Cue | None:
     if not blocks:
         return None
-    after = tokens[end:end + CONTEXT_WINDOW]
-    before = tokens[max(0, start - CONTEXT_WINDOW):start]
+    after = tokens[end : end + CONTEXT_WINDOW]
+    before = tokens[max(0, start - CONTEXT_WINDOW) : start]
     synsets_of = lex.synsets_of
     triggers = lex.block_triggers
     for block, lemma in blocks:
@@ -522,8 +816,10 @@ def _pattern_for(tokens: Sequence[str], start: int, end: int,
         if anchors is None:
             continue
         trig_after, trig_before = triggers[block]
-        for side, window, wanted, trig in ((1, after, anchors[0], trig_after),
-                                           (0, before, anchors[1], trig_before)):
+        for side, window, wanted, trig in (
+            (1, after, anchors[0], trig_after),
+            (0, before, anchors[1], trig_before),
+        ):
             if not wanted or trig.isdisjoint(window):
                 continue
             # synsets sorted: a frozenset's order depends on the hash seed
@@ -541,8 +837,9 @@ def _pattern_for(tokens: Sequence[str], start: int, end: int,
     return None
 
 
-def _in_order_syn(window: Sequence[str], words: Sequence[str],
-                  synsets_of: dict[str, frozenset[str]]) -> bool:
+def _in_order_syn(
+    window: Sequence[str], words: Sequence[str], synsets_of: dict[str, frozenset[str]]
+) -> bool:
     it = iter(window)
     for w in words:
         for t in it:
@@ -556,7 +853,7 @@ def _in_order_syn(window: Sequence[str], words: Sequence[str],
 def _state(tokens: Sequence[str], start: int, end: int, cue: Cue) -> str:
     """affirmed / negated / hypothetical / stopped / threat / intent, from nearby words."""
     negated = stopped = hedged = threat = intent = False
-    if _STATE_WORDS.isdisjoint(tokens[max(0, start - HEDGE_WINDOW):start]):
+    if _STATE_WORDS.isdisjoint(tokens[max(0, start - HEDGE_WINDOW) : start]):
         lo = start  # no word before the cue can change its state: skip the loop
     else:
         lo = max(-1, start - HEDGE_WINDOW - 1)
@@ -579,7 +876,7 @@ def _state(tokens: Sequence[str], start: int, end: int, cue: Cue) -> str:
         # after the cue: "talks collapsed" (a breakdown), "sanctions will soon end" (lifted)
         deesc = cue.polarity == "deescalation"
         enders = BREAKDOWNS if deesc else ENDERS
-        after = tokens[end:end + 5]
+        after = tokens[end : end + 5]
         if (_AFTER_DEESC if deesc else _AFTER_ESC).isdisjoint(after):
             after = ()
         for tok in after:
@@ -605,8 +902,18 @@ def explain(text: str, lexicon: Lexicon | None = None) -> list[CueMatch]:
     """The cues matched in ``text``, with CAMEO codes, polarity and state."""
     lex = lexicon or load_lexicon()
     tokens = tokenize(text)
-    return [CueMatch(" ".join(tokens[h.start:h.end]), h.cue.code, h.cue.root, h.cue.polarity,
-                     h.cue.kind, h.state, h.cue.source) for h in match(tokens, lex)]
+    return [
+        CueMatch(
+            " ".join(tokens[h.start : h.end]),
+            h.cue.code,
+            h.cue.root,
+            h.cue.polarity,
+            h.cue.kind,
+            h.state,
+            h.cue.source,
+        )
+        for h in match(tokens, lex)
+    ]
 
 
 # ----------------------------------------------------------------------------- features
@@ -618,8 +925,9 @@ def match_actors(tokens: Sequence[str], lex: Lexicon) -> list[tuple[int, int, st
     return _actors_at(tokens, [i for i, t in enumerate(tokens) if t in starts], lex)
 
 
-def _actors_at(tokens: Sequence[str], positions: list[int], lex: Lexicon
-               ) -> list[tuple[int, int, str, str]]:
+def _actors_at(
+    tokens: Sequence[str], positions: list[int], lex: Lexicon
+) -> list[tuple[int, int, str, str]]:
     """:func:`match_actors`, visiting only ``positions`` (as in :func:`_match_at`)."""
     out: list[tuple[int, int, str, str]] = []
     index = lex.actor_index
@@ -634,7 +942,7 @@ def _actors_at(tokens: Sequence[str], positions: list[int], lex: Lexicon
         multi, seconds, single = entry
         if multi and i + 1 < n and tokens[i + 1] in seconds:
             for k, table in multi:
-                found = table.get(tuple(tokens[i:i + k])) if i + k <= n else None
+                found = table.get(tuple(tokens[i : i + k])) if i + k <= n else None
                 if found is not None:
                     out.append((i, i + k, found[0], found[1]))
                     nxt = i + k
@@ -651,12 +959,36 @@ def _actors_at(tokens: Sequence[str], positions: list[int], lex: Lexicon
 
 # Words that open a subordinate or background clause: a cue after one of them is usually
 # not the sentence's main move ("talks resumed after Washington deployed a carrier").
-SUBORDINATORS = frozenset({
-    "amid", "after", "following", "despite", "as", "since", "while", "before", "ahead",
-    "backdrop", "because", "when", "until", "over", "than", "which", "who", "whose",
-})
-ACTOR_CLASSES = ("actor_military", "actor_armed_group", "actor_state", "actor_justice",
-                 "actor_economy", "actor_civil")
+SUBORDINATORS = frozenset(
+    {
+        "amid",
+        "after",
+        "following",
+        "despite",
+        "as",
+        "since",
+        "while",
+        "before",
+        "ahead",
+        "backdrop",
+        "because",
+        "when",
+        "until",
+        "over",
+        "than",
+        "which",
+        "who",
+        "whose",
+    }
+)
+ACTOR_CLASSES = (
+    "actor_military",
+    "actor_armed_group",
+    "actor_state",
+    "actor_justice",
+    "actor_economy",
+    "actor_civil",
+)
 # Sentence-level flags. Only the two the guide speaks of (headings and questions) are kept:
 # style flags (numbers, quotes, negators anywhere, country counts) learned from written
 # examples did not transfer to real news on the development set.
@@ -687,8 +1019,7 @@ _ROOT_INDEX = {(r, s): _INDEX[f"root{r}_{s}"] for r in ROOTS for s in STATES}
 _POL_INDEX = {(p, s): _INDEX[f"{p}_{s}"] for p in POLARITIES for s in STATES}
 _MAIN_INDEX = {(p, w): _INDEX[f"{p}_{w}"] for p in MAIN_POLS for w in ("main", "sub")}
 _FIRST_INDEX = {p: _INDEX[f"first_{p}"] for p in MAIN_POLS}
-_ANCHOR_INDEX = {(p, c): _INDEX[f"{p}_{c}"] for p in (*MAIN_POLS, "cooperation")
-                 for c in CONTEXTS}
+_ANCHOR_INDEX = {(p, c): _INDEX[f"{p}_{c}"] for p in (*MAIN_POLS, "cooperation") for c in CONTEXTS}
 _ANCHORS = frozenset({"actor_military", "actor_armed_group", "actor_state"})
 _ACTOR_INDEX = {c: _INDEX[c] for c in ACTOR_CLASSES}
 _RESTRAINT, _BREAKDOWN = _INDEX["restraint"], _INDEX["breakdown"]
@@ -714,8 +1045,11 @@ def sentence_entries(text: str, lex: Lexicon) -> dict[int, float]:
         gates = lex.start_gates
         last = len(tokens) - 1
         positions = [i for i, t in enumerate(tokens) if t in gates]
-        positions = [i for i in positions if (g := gates[tokens[i]]) is None
-                     or (i < last and tokens[i + 1] in g)]
+        positions = [
+            i
+            for i in positions
+            if (g := gates[tokens[i]]) is None or (i < last and tokens[i + 1] in g)
+        ]
         if positions:
             hits, actors = _match_at(tokens, positions, lex), _actors_at(tokens, positions, lex)
     net, affirmed = _add_hits(row, hits, tokens) if hits else (0.0, None)
@@ -731,12 +1065,19 @@ def sentence_entries(text: str, lex: Lexicon) -> dict[int, float]:
             row[col] = row.get(col, 0.0) + 1.0
             anchored = anchored or cls in _ANCHORS
     if affirmed:
-        where = ("rival" if _rivals(parties, lex.dyads) else "party" if parties else
-                 "anchored" if anchored else "unanchored")
+        where = (
+            "rival"
+            if _rivals(parties, lex.dyads)
+            else "party"
+            if parties
+            else "anchored"
+            if anchored
+            else "unanchored"
+        )
         for pol, count in affirmed.items():
-            col = _ANCHOR_INDEX.get((pol, where))
-            if col is not None:
-                row[col] = row.get(col, 0.0) + count
+            anchor_col = _ANCHOR_INDEX.get((pol, where))
+            if anchor_col is not None:
+                row[anchor_col] = row.get(anchor_col, 0.0) + count
     for col, value in row.items():
         row[col] = min(value, 2.0) / 2.0
     if net:
@@ -750,11 +1091,13 @@ def sentence_entries(text: str, lex: Lexicon) -> dict[int, float]:
 
 def _rivals(parties: set[str], dyads: frozenset[frozenset[str]]) -> bool:
     return len(parties) > 1 and any(
-        frozenset((a, b)) in dyads for a in parties for b in parties if a < b)
+        frozenset((a, b)) in dyads for a in parties for b in parties if a < b
+    )
 
 
-def _add_hits(row: dict[int, float], hits: list[_Hit], tokens: Sequence[str]
-              ) -> tuple[float, dict[str, int]]:
+def _add_hits(
+    row: dict[int, float], hits: list[_Hit], tokens: Sequence[str]
+) -> tuple[float, dict[str, int]]:
     """Add the cue counts of ``hits`` to ``row``; return (net escalation, affirmed per polarity).
 
     ``affirmed`` counts the moves that are made (affirmed, threatened or intended), a halted
@@ -844,8 +1187,13 @@ class CueFeatures(TransformerMixin, BaseEstimator):
                 data += [entries[c] for c in cols]
             indptr.append(len(indices))
         return sp.csr_matrix(
-            (np.asarray(data, dtype=np.float64), np.asarray(indices, dtype=np.int32),
-             np.asarray(indptr, dtype=np.int64)), shape=(len(texts), N_FEATURES))
+            (
+                np.asarray(data, dtype=np.float64),
+                np.asarray(indices, dtype=np.int32),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(texts), N_FEATURES),
+        )
 
     def explain(self, text: str) -> list[CueMatch]:
         check_is_fitted(self, "lexicon_text_")
@@ -870,8 +1218,9 @@ def _as_texts(X: Iterable[str]) -> list[str]:
     if isinstance(X, list):
         items = X
     elif getattr(X, "ndim", 1) == 2:
-        if np.shape(X)[1] != 1:
-            raise ValueError(f"CueFeatures expects one text column, got shape {np.shape(X)}")
+        shape = np.shape(X)  # type: ignore[call-overload]
+        if shape[1] != 1:
+            raise ValueError(f"CueFeatures expects one text column, got shape {shape}")
         items = list(np.asarray(X, dtype=object)[:, 0])
     else:
         items = list(X)

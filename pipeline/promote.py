@@ -47,16 +47,15 @@ class Decision:
 def comparable_metric(candidate: dict[str, Any], current: dict[str, Any]) -> str:
     """The card metric both models were scored on: the dev set if the same one, else CV."""
     dev_a, dev_b = candidate.get("dev_set") or {}, current.get("dev_set") or {}
-    same_dev = (
-        dev_a.get("status") == dev_b.get("status") == "scored"
-        and dev_a.get("refs_sha256") == dev_b.get("refs_sha256")
-    )
+    same_dev = dev_a.get("status") == dev_b.get("status") == "scored" and dev_a.get(
+        "refs_sha256"
+    ) == dev_b.get("refs_sha256")
     return "dev_set" if same_dev else "cross_validation"
 
 
 def decide(candidate: dict[str, Any], current: dict[str, Any] | None) -> Decision:
     """Promote the candidate card unless the current model scores better on the same metric."""
-    versions = {"candidate_version": candidate.get("version")}
+    versions: dict[str, Any] = {"candidate_version": candidate.get("version")}
     if current is None:
         return Decision("promote", "no current model", **versions)
     versions["current_version"] = current.get("version")
@@ -65,7 +64,11 @@ def decide(candidate: dict[str, Any], current: dict[str, Any] | None) -> Decisio
     metric = comparable_metric(candidate, current)
     new = float(candidate[metric]["macro_f1"])
     old = float(current[metric]["macro_f1"])
-    scores = {"metric": f"{metric}.macro_f1", "candidate_score": new, "current_score": old}
+    scores: dict[str, Any] = {
+        "metric": f"{metric}.macro_f1",
+        "candidate_score": new,
+        "current_score": old,
+    }
     if new >= old:
         return Decision("promote", f"not worse: {new:.4f} >= {old:.4f}", **scores, **versions)
     return Decision("reject", f"worse: {new:.4f} < {old:.4f}", **scores, **versions)
@@ -94,8 +97,11 @@ def install(files: list[Path], models_dir: Path) -> list[Path]:
 
 def record(models_dir: Path, decision: Decision, run_id: str) -> None:
     """Append the decision to ``promotions.jsonl`` (one JSON object a line)."""
-    entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "run_id": run_id,
-             **asdict(decision)}
+    entry = {
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        **asdict(decision),
+    }
     with (models_dir / DECISIONS_FILE).open("a", encoding="utf-8") as out:
         out.write(json.dumps(entry) + "\n")
 
@@ -121,8 +127,9 @@ def train_candidate(settings: Settings, shared_dir: Path | None = None) -> dict[
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="candidate-", dir=staging_root))
     try:
-        card = train(Path(settings.seeds_dir), staging, name=settings.model_name,
-                     shared_dir=shared_dir)
+        card = train(
+            Path(settings.seeds_dir), staging, name=settings.model_name, shared_dir=shared_dir
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

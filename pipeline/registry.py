@@ -101,15 +101,15 @@ def validate(raw: dict[str, Any], where: str) -> FeedSpec:
     """A :class:`FeedSpec` from one parsed table; ``where`` prefixes every error."""
     unknown = sorted(set(raw) - set(_FIELDS))
     if unknown:
-        raise RegistryError(f"{where}: unknown key(s) {', '.join(unknown)}; "
-                            f"allowed: {', '.join(_FIELDS)}")
+        raise RegistryError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}"
+        )
     for key in ("name", "url"):
         if key not in raw:
             raise RegistryError(f"{where}: missing required key {key!r}")
     for key, kind in _FIELDS.items():
         if key in raw and not isinstance(raw[key], kind):
-            raise RegistryError(f"{where}: {key!r} must be a {kind.__name__}, "
-                                f"got {raw[key]!r}")
+            raise RegistryError(f"{where}: {key!r} must be a {kind.__name__}, got {raw[key]!r}")
     spec = FeedSpec(
         name=raw["name"],
         url=raw["url"].strip(),
@@ -128,20 +128,25 @@ def validate(raw: dict[str, Any], where: str) -> FeedSpec:
 
 def _check_values(spec: FeedSpec, where: str) -> None:
     if not NAME_RE.fullmatch(spec.name):
-        raise RegistryError(f"{where}: name {spec.name!r} must be 1-100 lower-case letters, "
-                            "digits, '.', '_' or '-', starting with a letter or digit")
+        raise RegistryError(
+            f"{where}: name {spec.name!r} must be 1-100 lower-case letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit"
+        )
     parts = urlsplit(spec.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RegistryError(f"{where}: url {spec.url!r} must be an http:// or https:// URL")
     if spec.fulltext not in FULLTEXT_MODES:
-        raise RegistryError(f"{where}: fulltext must be one of {', '.join(FULLTEXT_MODES)}, "
-                            f"got {spec.fulltext!r}")
+        raise RegistryError(
+            f"{where}: fulltext must be one of {', '.join(FULLTEXT_MODES)}, got {spec.fulltext!r}"
+        )
     if spec.country is not None and not COUNTRY_RE.fullmatch(spec.country):
-        raise RegistryError(f"{where}: country must be an ISO 3166 alpha-3 code such as "
-                            f"'BLR', got {spec.country!r}")
+        raise RegistryError(
+            f"{where}: country must be an ISO 3166 alpha-3 code such as 'BLR', got {spec.country!r}"
+        )
     if spec.language is not None and not LANGUAGE_RE.fullmatch(spec.language):
-        raise RegistryError(f"{where}: language must be an ISO 639 code such as 'en', "
-                            f"got {spec.language!r}")
+        raise RegistryError(
+            f"{where}: language must be an ISO 639 code such as 'en', got {spec.language!r}"
+        )
     bad_tags = [tag for tag in spec.tags if not isinstance(tag, str) or not tag.strip()]
     if bad_tags:
         raise RegistryError(f"{where}: tags must be non-empty strings, got {bad_tags!r}")
@@ -160,8 +165,9 @@ def parse_registry(text: str, path: Path) -> list[FeedSpec]:
         raise RegistryError(f"{path}: invalid TOML: {exc}") from exc
     extra = sorted(set(data) - {"feeds"})
     if extra:
-        raise RegistryError(f"{path}: unknown top-level key(s) {', '.join(extra)}; "
-                            "feeds go in [[feeds]] tables")
+        raise RegistryError(
+            f"{path}: unknown top-level key(s) {', '.join(extra)}; feeds go in [[feeds]] tables"
+        )
     tables = data.get("feeds", [])
     if not isinstance(tables, list):
         raise RegistryError(f"{path}: 'feeds' must be an array of tables ([[feeds]])")
@@ -193,8 +199,15 @@ def load_registry(path: Path) -> list[FeedSpec]:
 
 # --- writing ------------------------------------------------------------------
 
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
-            "\r": "\\r"}
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
 
 
 def _toml_str(value: str) -> str:
@@ -254,8 +267,10 @@ def list_feeds(path: Path) -> list[FeedSpec]:
 def add_feed(path: Path, spec: FeedSpec) -> FeedSpec:
     """Append ``spec``; refuses a name or URL that is already registered."""
     specs = load_registry(path)
-    spec = validate({k: v for k, v in _as_raw(spec).items() if v is not None},
-                    f"{path}: new feed ({spec.name!r})")
+    spec = validate(
+        {k: v for k, v in _as_raw(spec).items() if v is not None},
+        f"{path}: new feed ({spec.name!r})",
+    )
     for other in specs:
         if other.name == spec.name:
             raise RegistryError(f"{path}: a feed named {spec.name!r} already exists")
@@ -282,8 +297,10 @@ def update_feed(path: Path, name: str, **changes: Any) -> FeedSpec:
     for index, spec in enumerate(specs):
         if spec.name == name:
             changed = replace(spec, **changes)
-            specs[index] = validate({k: v for k, v in _as_raw(changed).items() if v is not None},
-                                    _where(path, index + 1, {"name": name}))
+            specs[index] = validate(
+                {k: v for k, v in _as_raw(changed).items() if v is not None},
+                _where(path, index + 1, {"name": name}),
+            )
             save_registry(path, specs)
             return specs[index]
     raise RegistryError(f"{path}: no feed named {name!r}")
@@ -309,4 +326,3 @@ __all__ = [
     "update_feed",
     "validate",
 ]
-

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from pipeline.dedup import content_hash
 from pipeline.errors import EscmonError
@@ -74,8 +74,15 @@ def seed_files(seeds_dir: Path) -> list[Path]:
 
 
 def ensure_seed_feed(session, seeds_dir: Path) -> int:
-    row = {"name": SEED_FEED, "kind": "seed", "url": str(seeds_dir), "language": None,
-           "tags": ["seed"], "enabled": True, "fulltext": "never"}
+    row = {
+        "name": SEED_FEED,
+        "kind": "seed",
+        "url": str(seeds_dir),
+        "language": None,
+        "tags": ["seed"],
+        "enabled": True,
+        "fulltext": "never",
+    }
     insert_ignore(session, Feed, [row], returning=None)
     return session.execute(select(Feed.id).where(Feed.name == SEED_FEED)).scalar_one()
 
@@ -110,8 +117,6 @@ def ingest_seeds(engine: Engine, seeds_dir: Path) -> dict[str, int]:
         # A new article is its own story until dedup groups it.
         if inserted:
             session.execute(
-                Article.__table__.update()
-                .where(Article.id.in_(inserted))
-                .values(story_id=Article.id)
+                update(Article).where(Article.id.in_(inserted)).values(story_id=Article.id)
             )
     return {"seed_files": len(seeds), "articles_new": len(inserted)}

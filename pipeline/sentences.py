@@ -95,5 +95,7 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
         return {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
 
     written = run_batches(engine, read, split, write, progress=progress)
-    return {"articles_split": sum(articles for articles, _ in written),
-            "sentences_new": sum(stored for _, stored in written)}
+    return {
+        "articles_split": sum(articles for articles, _ in written),
+        "sentences_new": sum(stored for _, stored in written),
+    }

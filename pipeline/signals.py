@@ -415,4 +415,3 @@ def country_match(countries: Any, code: str) -> Any:
     """SQL condition: the comma-separated ``countries`` expression names ``code``."""
     padded = literal(",") + func.upper(func.replace(countries, " ", "")) + literal(",")
     return padded.like(f"%,{code.upper()},%")
-

@@ -6,12 +6,17 @@ A module of its own so the CLI can offer them as choices without importing the s
 
 from __future__ import annotations
 
-STAGE_NAMES: tuple[str, ...] = (
-    "ingest_seeds",
-    "ingest_feeds",
-    "split",
-    "classify",
-    "signals",
-    "detect",
-    "send_alerts",
-)
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    ingest_seeds = "ingest_seeds"
+    ingest_feeds = "ingest_feeds"
+    split_sentences = "split"  # not `split`: that would shadow str.split
+    classify = "classify"
+    signals = "signals"
+    detect = "detect"
+    send_alerts = "send_alerts"
+
+
+STAGE_NAMES: tuple[str, ...] = tuple(stage.value for stage in Stage)

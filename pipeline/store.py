@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from importlib import resources
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Engine,
     Float,
+    Table,
     create_engine,
     event,
     func,
@@ -272,9 +273,10 @@ def insert_ignore(
     promised order), so callers can link what is new; with ``returning=None``,
     only how many rows were inserted (cheaper: no result rows travel back).
     """
-    table = model.__table__
+    table = cast(Table, model.__table__)
     inserted: list[Any] = []
     count = 0
+    params: Any
     dialect = _dialect_name(session) if rows else ""
     for batch in _batches(rows):
         if dialect == "postgresql" or returning is None:
@@ -282,8 +284,9 @@ def insert_ignore(
             if returning is None:
                 count += _insert_columns(session, table, columns, len(batch))
                 continue
-            statement, params = _unnest_insert(session, table, columns, len(batch),
-                                               returning=returning)
+            statement, params = _unnest_insert(
+                session, table, columns, len(batch), returning=returning
+            )
         else:  # SQLite with RETURNING: SQLAlchemy's multi-row VALUES
             statement = _insert_for(session, table).on_conflict_do_nothing()
             statement = statement.returning(table.c[returning])
@@ -301,23 +304,31 @@ def insert_columns(session: Session, model: type[Base], columns: dict[str, Any])
     For many narrow rows, such as predictions, this skips building a dict per row. Returns
     how many rows were inserted.
     """
-    table = model.__table__
+    table = cast(Table, model.__table__)
     _check_columns(table, columns)
-    per_row = {name: v.tolist() if getattr(v, "ndim", 0) == 1 else list(v)
-               for name, v in columns.items() if _one_per_row(v)}
+    per_row = {
+        name: v.tolist() if getattr(v, "ndim", 0) == 1 else list(v)
+        for name, v in columns.items()
+        if _one_per_row(v)
+    }
     if columns and not per_row:
-        raise StoreError(f"{table.name}: no column has one value per row; give at least one "
-                         "as a list")
+        raise StoreError(
+            f"{table.name}: no column has one value per row; give at least one as a list"
+        )
     lengths = {len(v) for v in per_row.values()}
     if len(lengths) > 1:
         raise StoreError(f"{table.name}: columns of different lengths {sorted(lengths)}")
     n = lengths.pop() if lengths else 0
-    filled = {**_defaults(table), **{
-        name: per_row[name] if name in per_row else _Shared(v) for name, v in columns.items()}}
+    filled = {
+        **_defaults(table),
+        **{name: per_row[name] if name in per_row else _Shared(v) for name, v in columns.items()},
+    }
     count = 0
     for start in range(0, n, BATCH_ROWS):
-        batch = {name: v[start:start + BATCH_ROWS] if isinstance(v, list) else v
-                 for name, v in filled.items()}
+        batch = {
+            name: v[start : start + BATCH_ROWS] if isinstance(v, list) else v
+            for name, v in filled.items()
+        }
         count += _insert_columns(session, table, batch, min(BATCH_ROWS, n - start))
     return count
 
@@ -337,7 +348,7 @@ def _insert_columns(session: Session, table: Any, columns: dict[str, Any], n: in
     dialect = _dialect_name(session)
     if dialect == "postgresql":
         statement, params = _unnest_insert(session, table, columns, n)
-        return session.execute(statement, params).rowcount
+        return session.execute(statement, params).rowcount  # type: ignore[attr-defined]
     if dialect == "sqlite":
         return _sqlite_insert(session, table, columns, n)
     raise _unsupported(dialect)
@@ -354,13 +365,14 @@ def upsert(
     """Insert ``rows`` or update the ``update`` columns of the row with the same ``key``."""
     if not rows:
         return 0
-    table = model.__table__
+    table = cast(Table, model.__table__)
     columns = list(update) if update is not None else [c for c in rows[0] if c not in key]
     postgres = _dialect_name(session) == "postgresql"
     for batch in _batches(rows):
         if postgres:
             statement, params = _unnest_insert(
-                session, table, _column_lists(table, batch), len(batch), key=key, update=columns)
+                session, table, _column_lists(table, batch), len(batch), key=key, update=columns
+            )
             session.execute(statement, params)
             continue
         statement = _insert_for(session, table)
@@ -433,7 +445,7 @@ def _sqlite_insert(session: Session, table: Any, columns: dict[str, Any], n: int
     """
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
-    values = []
+    values: list[Iterable[Any]] = []
     for name, column_values in columns.items():
         process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if isinstance(column_values, _Shared):
@@ -453,7 +465,7 @@ def _sqlite_insert(session: Session, table: Any, columns: dict[str, Any], n: int
     connection = session.connection()
     inserted = 0
     for start in range(0, len(rows), per_statement):
-        chunk = rows[start:start + per_statement]
+        chunk = rows[start : start + per_statement]
         sql = f"{head}{', '.join([one] * len(chunk))} ON CONFLICT DO NOTHING"
         params = tuple(chain.from_iterable(chunk))
         inserted += connection.exec_driver_sql(sql, params).rowcount
@@ -516,4 +528,3 @@ def table_counts(engine: Engine) -> dict[str, int]:
                 query = select(func.count()).select_from(table)
                 counts[name] = connection.execute(query).scalar_one()
     return counts
-

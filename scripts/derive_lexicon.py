@@ -48,12 +48,26 @@ COLUMNS = ("kind", "cue", "context", "code", "root", "polarity", "block", "sourc
 
 # CAMEO root -> polarity used by the classifier (see LEXICON.md and the labelling guide).
 ROOT_POLARITY = {
-    "01": "neutral", "02": "neutral", "09": "neutral",
-    "03": "deescalation", "04": "deescalation", "05": "deescalation", "08": "deescalation",
-    "06": "cooperation", "07": "cooperation",
-    "10": "escalation_weak", "11": "escalation_weak", "12": "escalation_weak",
-    "13": "escalation", "14": "neutral", "15": "escalation", "16": "escalation",
-    "17": "escalation", "18": "escalation", "19": "escalation", "20": "escalation",
+    "01": "neutral",
+    "02": "neutral",
+    "09": "neutral",
+    "03": "deescalation",
+    "04": "deescalation",
+    "05": "deescalation",
+    "08": "deescalation",
+    "06": "cooperation",
+    "07": "cooperation",
+    "10": "escalation_weak",
+    "11": "escalation_weak",
+    "12": "escalation_weak",
+    "13": "escalation",
+    "14": "neutral",
+    "15": "escalation",
+    "16": "escalation",
+    "17": "escalation",
+    "18": "escalation",
+    "19": "escalation",
+    "20": "escalation",
 }
 # Sub-codes whose polarity differs from their root's.
 CODE_POLARITY = {
@@ -63,8 +77,13 @@ CODE_POLARITY = {
     "051": "cooperation",  # praise, endorse: friendly words, not a move that lowers tension
     # arrests, deportations and repression are domestic justice and policing in news text,
     # which the guide scopes out (expulsions of diplomats are supplement cues)
-    "173": "neutral", "174": "neutral", "175": "neutral",
-    "1121": "escalation", "1122": "escalation", "1123": "escalation", "1124": "escalation",
+    "173": "neutral",
+    "174": "neutral",
+    "175": "neutral",
+    "1121": "escalation",
+    "1122": "escalation",
+    "1123": "escalation",
+    "1124": "escalation",
     "1125": "escalation",
     "062": "escalation_weak",  # military cooperation: joint drills, often aimed at a rival
     "072": "escalation_weak",  # military aid to a party
@@ -116,8 +135,7 @@ DROP_GROUPS: dict[str, str] = {
         wrestle grapple duel tear rip crush smash shatter ruin overwhelm overpower blow hit
         fire shoot strike target engage die hang match score count total sum tally figure
         sweep mine dig rake comb scan skim check""",
-    "domestic justice, policing or administration, not a move between states or armed actors":
-    """
+    "domestic justice, policing or administration, not a move between states or armed actors": """
         arrest apprehend detain jail imprison incarcerate confine convict indict prosecute sue
         sentence charge implicate fault cage enclose contain restrict withhold bar block ban
         exclude segregate shun ostracise ostracize outlaw prohibit proscribe forbid disallow
@@ -158,236 +176,575 @@ DROP_LEMMAS: dict[str, str] = {
 # itself (reviewed by hand), not a target or place ("attack the airport" does not make
 # "airport" a cue).
 KEEP_NOUNS = {
-    "aggression", "air raid", "airstrike", "airstrikes", "assault", "attack", "bombardment",
-    "buildup", "counter-attack", "crackdown", "offensive", "pullout", "raids", "retaliation",
-    "rocket attack", "peace deal", "olive branch", "pardon", "condemnation", "joint exercise",
-    "joint exercises", "joint maneuvers", "consultation", "gunfire", "grenade", "incursion",
-    "warning", "rebuff", "verbal attack", "bitter attack", "forgiveness", "reconciliation",
-    "invasion", "massacre", "ceasefire", "truce", "sanctions",
-    "ultimatum", "withdrawal", "talks", "negotiations", "dialogue", "mediation",
+    "aggression",
+    "air raid",
+    "airstrike",
+    "airstrikes",
+    "assault",
+    "attack",
+    "bombardment",
+    "buildup",
+    "counter-attack",
+    "crackdown",
+    "offensive",
+    "pullout",
+    "raids",
+    "retaliation",
+    "rocket attack",
+    "peace deal",
+    "olive branch",
+    "pardon",
+    "condemnation",
+    "joint exercise",
+    "joint exercises",
+    "joint maneuvers",
+    "consultation",
+    "gunfire",
+    "grenade",
+    "incursion",
+    "warning",
+    "rebuff",
+    "verbal attack",
+    "bitter attack",
+    "forgiveness",
+    "reconciliation",
+    "invasion",
+    "massacre",
+    "ceasefire",
+    "truce",
+    "sanctions",
+    "ultimatum",
+    "withdrawal",
+    "talks",
+    "negotiations",
+    "dialogue",
+    "mediation",
 }
 
 # Hand-curated supplement: (cue, context, code, reason). cue may use "|" for alternatives of
 # inflected forms; context "" means a contiguous phrase.
 SUPPLEMENT: list[tuple[str, str, str, str]] = [
     # escalation: use of force
-    ("airstrike|airstrikes|air strike|air strikes|air raid|air raids", "", "195",
-     "aerial attack noun, absent from CAMEO verb patterns"),
+    (
+        "airstrike|airstrikes|air strike|air strikes|air raid|air raids",
+        "",
+        "195",
+        "aerial attack noun, absent from CAMEO verb patterns",
+    ),
     ("drone strike|drone strikes|drone attack|drone attacks", "", "195", "drone attacks"),
-    ("missile strike|missile strikes|missile attack|missile attacks|rocket attack|rocket attacks",
-     "", "195", "missile attacks"),
-    ("shelling|shelled|shells|artillery fire|mortar fire|bombardment|bombarded|bombing|bombings"
-     "|bombed", "", "195", "shelling and bombardment"),
-    ("incursion|incursions|cross-border raid|cross-border raids", "", "192",
-     "incursions across a border"),
-    ("airspace violation|airspace violations|violated airspace|violating airspace"
-     "|violated its airspace|violated the airspace", "", "192", "airspace violations (guide)"),
+    (
+        "missile strike|missile strikes|missile attack|missile attacks|rocket attack|rocket attacks",
+        "",
+        "195",
+        "missile attacks",
+    ),
+    (
+        "shelling|shelled|shells|artillery fire|mortar fire|bombardment|bombarded|bombing|bombings"
+        "|bombed",
+        "",
+        "195",
+        "shelling and bombardment",
+    ),
+    (
+        "incursion|incursions|cross-border raid|cross-border raids",
+        "",
+        "192",
+        "incursions across a border",
+    ),
+    (
+        "airspace violation|airspace violations|violated airspace|violating airspace"
+        "|violated its airspace|violated the airspace",
+        "",
+        "192",
+        "airspace violations (guide)",
+    ),
     ("offensive|counteroffensive|counter-offensive", "", "190", "military offensive"),
     ("clashes|clashed|firefight|gunfight|skirmish|skirmishes", "", "190", "armed clashes"),
-    ("strikes|combat operations|combat operation|combat mission|combat missions|hostilities",
-     "", "190", "military strikes and combat (labour strikes are listed as names below)"),
-    ("revolt|mutiny|mutinied|mutineers|coup|coup attempt|putsch", "", "180",
-     "armed revolts and coups"),
-    ("killed|wounded|injured", "", "190",
-     "casualty verbs in conflict reporting (also domestic; the model weighs them)"),
+    (
+        "strikes|combat operations|combat operation|combat mission|combat missions|hostilities",
+        "",
+        "190",
+        "military strikes and combat (labour strikes are listed as names below)",
+    ),
+    (
+        "revolt|mutiny|mutinied|mutineers|coup|coup attempt|putsch",
+        "",
+        "180",
+        "armed revolts and coups",
+    ),
+    (
+        "killed|wounded|injured",
+        "",
+        "190",
+        "casualty verbs in conflict reporting (also domestic; the model weighs them)",
+    ),
     ("invasion|invaded|annexation|annexed|occupation", "", "192", "territorial seizure"),
-    ("sabotage|sabotaged|cyberattack|cyberattacks|cyber attack|cyber attacks|hack|hacked", "",
-     "160", "sabotage and cyber attacks (guide: sabotage)"),
-    ("shot down|shoots down|shooting down|downed|intercepted", "", "190",
-     "shooting down aircraft and drones"),
-    ("launched|launch|launches|fired|fires", "missile|missiles|rocket|rockets|drone|drones"
-     "|strike|strikes|attack|attacks|offensive|salvo", "190", "launching/firing weapons"),
-    ("ceasefire violation|ceasefire violations|violated the ceasefire|violated the truce"
-     "|broke the ceasefire|broken the ceasefire|violating the ceasefire", "", "192",
-     "ceasefires broken (guide: breakdowns)"),
+    (
+        "sabotage|sabotaged|cyberattack|cyberattacks|cyber attack|cyber attacks|hack|hacked",
+        "",
+        "160",
+        "sabotage and cyber attacks (guide: sabotage)",
+    ),
+    (
+        "shot down|shoots down|shooting down|downed|intercepted",
+        "",
+        "190",
+        "shooting down aircraft and drones",
+    ),
+    (
+        "launched|launch|launches|fired|fires",
+        "missile|missiles|rocket|rockets|drone|drones"
+        "|strike|strikes|attack|attacks|offensive|salvo",
+        "190",
+        "launching/firing weapons",
+    ),
+    (
+        "ceasefire violation|ceasefire violations|violated the ceasefire|violated the truce"
+        "|broke the ceasefire|broken the ceasefire|violating the ceasefire",
+        "",
+        "192",
+        "ceasefires broken (guide: breakdowns)",
+    ),
     # escalation: force posture
-    ("deploy|deploys|deployed|deploying|deployment|deployments|redeploy|redeployed|redeploys"
-     "|redeployment|redeploying", "", "154", "deployments (guide: military moves)"),
-    ("reinforce|reinforces|reinforced|reinforcing|reinforcements", "", "154",
-     "reinforcements (guide)"),
-    ("mobilisation|mobilization|mobilise|mobilised|mobilises|mobilize|mobilized|mobilizes"
-     "|mobilising|mobilizing|conscription|call-up", "", "154", "mobilisation (guide)"),
-    ("build-up|buildup|troop build-up|troop buildup|massing troops|massed troops|amassed"
-     "|amassing", "", "154", "build-ups (guide)"),
-    ("military exercises|military drills|war games|live-fire|live fire|naval drills"
-     "|joint drills|drills|exercises", "", "152", "exercises (guide: near a rival)"),
-    ("high alert|combat readiness|on alert|state of alert|combat-ready", "", "152",
-     "alert status"),
-    ("warships|warship|aircraft carrier|fighter jets|bombers|nuclear-capable", "", "150",
-     "force posture vocabulary"),
-    ("nuclear test|missile test|test-fired|test-fires|test-firing|ballistic missile", "", "150",
-     "weapons tests as posture"),
+    (
+        "deploy|deploys|deployed|deploying|deployment|deployments|redeploy|redeployed|redeploys"
+        "|redeployment|redeploying",
+        "",
+        "154",
+        "deployments (guide: military moves)",
+    ),
+    (
+        "reinforce|reinforces|reinforced|reinforcing|reinforcements",
+        "",
+        "154",
+        "reinforcements (guide)",
+    ),
+    (
+        "mobilisation|mobilization|mobilise|mobilised|mobilises|mobilize|mobilized|mobilizes"
+        "|mobilising|mobilizing|conscription|call-up",
+        "",
+        "154",
+        "mobilisation (guide)",
+    ),
+    (
+        "build-up|buildup|troop build-up|troop buildup|massing troops|massed troops|amassed"
+        "|amassing",
+        "",
+        "154",
+        "build-ups (guide)",
+    ),
+    (
+        "military exercises|military drills|war games|live-fire|live fire|naval drills"
+        "|joint drills|drills|exercises",
+        "",
+        "152",
+        "exercises (guide: near a rival)",
+    ),
+    ("high alert|combat readiness|on alert|state of alert|combat-ready", "", "152", "alert status"),
+    (
+        "warships|warship|aircraft carrier|fighter jets|bombers|nuclear-capable",
+        "",
+        "150",
+        "force posture vocabulary",
+    ),
+    (
+        "nuclear test|missile test|test-fired|test-fires|test-firing|ballistic missile",
+        "",
+        "150",
+        "weapons tests as posture",
+    ),
     # escalation: coercion
-    ("sanctions|sanctioned|sanctioning|embargo|embargoes|blockade|blockaded", "", "163",
-     "coercive economic measures (guide); lifting is handled by the deescalation phrases"),
-    ("expelled|expels|expel|expelling|expulsion|expulsions", "diplomat|diplomats|ambassador"
-     "|envoy|envoys|attache|consul|embassy staff", "1652",
-     "expulsions of diplomats (guide)"),
+    (
+        "sanctions|sanctioned|sanctioning|embargo|embargoes|blockade|blockaded",
+        "",
+        "163",
+        "coercive economic measures (guide); lifting is handled by the deescalation phrases",
+    ),
+    (
+        "expelled|expels|expel|expelling|expulsion|expulsions",
+        "diplomat|diplomats|ambassador|envoy|envoys|attache|consul|embassy staff",
+        "1652",
+        "expulsions of diplomats (guide)",
+    ),
     ("persona non grata", "", "1652", "diplomatic expulsion"),
-    ("recalled|recalls|recall|recalling", "ambassador|envoy", "161",
-     "recalling an ambassador reduces relations"),
-    ("closed|closes|close|closing|shut|shuts|sealed|seals|seal|sealing", "border|borders|crossing"
-     "|crossings|airspace|checkpoint|checkpoints|strait|embassy|consulate|mission", "172",
-     "closing or sealing a border (guide)"),
-    ("border closure|border closures|closure of the border|no-fly zone", "", "172",
-     "closing a border (guide)"),
-    ("severed|severs|sever|cut|cuts|broke off|breaks off|broken off", "ties|relations"
-     "|diplomatic", "161", "breaking relations (guide: downgrading)"),
-    ("downgrade|downgraded|downgrades|downgrading", "relations|ties|mission|embassy", "161",
-     "downgrading relations (guide)"),
+    (
+        "recalled|recalls|recall|recalling",
+        "ambassador|envoy",
+        "161",
+        "recalling an ambassador reduces relations",
+    ),
+    (
+        "closed|closes|close|closing|shut|shuts|sealed|seals|seal|sealing",
+        "border|borders|crossing"
+        "|crossings|airspace|checkpoint|checkpoints|strait|embassy|consulate|mission",
+        "172",
+        "closing or sealing a border (guide)",
+    ),
+    (
+        "border closure|border closures|closure of the border|no-fly zone",
+        "",
+        "172",
+        "closing a border (guide)",
+    ),
+    (
+        "severed|severs|sever|cut|cuts|broke off|breaks off|broken off",
+        "ties|relations|diplomatic",
+        "161",
+        "breaking relations (guide: downgrading)",
+    ),
+    (
+        "downgrade|downgraded|downgrades|downgrading",
+        "relations|ties|mission|embassy",
+        "161",
+        "downgrading relations (guide)",
+    ),
     ("ultimatum|ultimatums", "", "139", "ultimatums (guide)"),
-    ("protest note|note of protest|démarche|demarche|summoned|summons|summon|lodged a protest"
-     "|formal protest|protested to|lodged a complaint", "", "1126",
-     "protest notes and summoning envoys (guide)"),
-    ("warned|warns|warning|warnings|threatened|threatens|threat to|threatening", "", "130",
-     "threats and warnings (guide)"),
-    ("retaliation|retaliate|retaliated|retaliatory|reprisal|reprisals|revenge", "", "138",
-     "warnings of retaliation (guide)"),
-    ("accused|accuses|accusing|accusation|accusations|blamed|blames|blaming", "", "112",
-     "accusations (guide: reported speech counts as the act)"),
+    (
+        "protest note|note of protest|démarche|demarche|summoned|summons|summon|lodged a protest"
+        "|formal protest|protested to|lodged a complaint",
+        "",
+        "1126",
+        "protest notes and summoning envoys (guide)",
+    ),
+    (
+        "warned|warns|warning|warnings|threatened|threatens|threat to|threatening",
+        "",
+        "130",
+        "threats and warnings (guide)",
+    ),
+    (
+        "retaliation|retaliate|retaliated|retaliatory|reprisal|reprisals|revenge",
+        "",
+        "138",
+        "warnings of retaliation (guide)",
+    ),
+    (
+        "accused|accuses|accusing|accusation|accusations|blamed|blames|blaming",
+        "",
+        "112",
+        "accusations (guide: reported speech counts as the act)",
+    ),
     ("condemned|condemns|condemning|denounced|denounces", "", "111", "verbal conflict"),
     ("provocation|provocations|provocative", "", "111", "verbal conflict"),
-    ("escalation|escalate|escalated|escalates|escalating|tensions rose|tensions flared", "",
-     "130", "explicit escalation vocabulary"),
-    ("seized|seizes|seize|seizure|captured|captures|hijacked", "ship|ships|tanker|tankers|vessel"
-     "|vessels|village|town|city|territory|soldiers|sailors|boat|boats", "1711",
-     "seizing vessels or ground"),
-    ("military drill|naval drill|live drill|live-fire drill|air drill|war game|military exercise"
-     "|naval exercise", "", "152", "exercises, singular forms (guide)"),
-    ("advance|advances|advancing|advanced|push|pushed|pushing|offensive toward", "army|forces"
-     "|troops|rebels|fighters|militants|soldiers|militia|tanks", "190",
-     "military advances"),
-    ("close in on|closing in on|closed in on|closes in on|encircled|encircle|besieged|siege",
-     "", "191", "encirclement and sieges"),
-    ("infiltrate|infiltrating|infiltrated|infiltration|espionage|spying|spies|spy ring", "",
-     "160", "espionage and infiltration by a state"),
-    ("interference|interfere|interfering|meddling|meddle|meddled|tamper|tampering|influence"
-     " campaign|disinformation campaign|hybrid attack|hybrid attacks|hybrid warfare"
-     "|destabilise|destabilize|destabilising|destabilizing", "", "160",
-     "interference and hybrid attacks (CAMEO codes 'interfere' as intervention, 070)"),
+    (
+        "escalation|escalate|escalated|escalates|escalating|tensions rose|tensions flared",
+        "",
+        "130",
+        "explicit escalation vocabulary",
+    ),
+    (
+        "seized|seizes|seize|seizure|captured|captures|hijacked",
+        "ship|ships|tanker|tankers|vessel"
+        "|vessels|village|town|city|territory|soldiers|sailors|boat|boats",
+        "1711",
+        "seizing vessels or ground",
+    ),
+    (
+        "military drill|naval drill|live drill|live-fire drill|air drill|war game|military exercise"
+        "|naval exercise",
+        "",
+        "152",
+        "exercises, singular forms (guide)",
+    ),
+    (
+        "advance|advances|advancing|advanced|push|pushed|pushing|offensive toward",
+        "army|forces|troops|rebels|fighters|militants|soldiers|militia|tanks",
+        "190",
+        "military advances",
+    ),
+    (
+        "close in on|closing in on|closed in on|closes in on|encircled|encircle|besieged|siege",
+        "",
+        "191",
+        "encirclement and sieges",
+    ),
+    (
+        "infiltrate|infiltrating|infiltrated|infiltration|espionage|spying|spies|spy ring",
+        "",
+        "160",
+        "espionage and infiltration by a state",
+    ),
+    (
+        "interference|interfere|interfering|meddling|meddle|meddled|tamper|tampering|influence"
+        " campaign|disinformation campaign|hybrid attack|hybrid attacks|hybrid warfare"
+        "|destabilise|destabilize|destabilising|destabilizing",
+        "",
+        "160",
+        "interference and hybrid attacks (CAMEO codes 'interfere' as intervention, 070)",
+    ),
     ("cautioned|cautions", "", "130", "cautioning a rival is a warning"),
-    ("claim|claims|claimed|claiming|register|registered|registering|takeover|take over"
-     "|took over|takes over|taking over", "land|territory|territories|islands|waters"
-     "|state property|state land|hilltop|outpost", "192", "territorial claims and takeovers"),
-    ("nuclear threat|nuclear threats|threat to use|threatening to use|nuclear blackmail"
-     "|nuclear sabre-rattling", "", "130", "nuclear threats"),
-    ("campaign to influence|effort to influence|influence operation|influence operations"
-     "|election interference", "", "160", "influence operations against a state"),
-    ("settlement expansion|new settlements|settler attacks|settler violence|settlers attacked"
-     "|settler attack|land grab|annexing|annex", "", "192", "seizing occupied land"),
-    ("shooting broke out|shooting breaks out|gunfire erupted|fighting erupted|fighting broke out"
-     "|clashes erupted|clashes broke out|fighting flared|violence flared", "", "190",
-     "fighting breaking out"),
-    ("arrive|arrived|arrives|arriving|landed|sent|sends|send|dispatched|dispatch", "troops"
-     "|soldiers|marines|warships|warship|paratroopers|brigade|battalion|special forces"
-     "|missile|missiles|bombers", "154", "forces sent or arriving (guide: deployments)"),
+    (
+        "claim|claims|claimed|claiming|register|registered|registering|takeover|take over"
+        "|took over|takes over|taking over",
+        "land|territory|territories|islands|waters|state property|state land|hilltop|outpost",
+        "192",
+        "territorial claims and takeovers",
+    ),
+    (
+        "nuclear threat|nuclear threats|threat to use|threatening to use|nuclear blackmail"
+        "|nuclear sabre-rattling",
+        "",
+        "130",
+        "nuclear threats",
+    ),
+    (
+        "campaign to influence|effort to influence|influence operation|influence operations"
+        "|election interference",
+        "",
+        "160",
+        "influence operations against a state",
+    ),
+    (
+        "settlement expansion|new settlements|settler attacks|settler violence|settlers attacked"
+        "|settler attack|land grab|annexing|annex",
+        "",
+        "192",
+        "seizing occupied land",
+    ),
+    (
+        "shooting broke out|shooting breaks out|gunfire erupted|fighting erupted|fighting broke out"
+        "|clashes erupted|clashes broke out|fighting flared|violence flared",
+        "",
+        "190",
+        "fighting breaking out",
+    ),
+    (
+        "arrive|arrived|arrives|arriving|landed|sent|sends|send|dispatched|dispatch",
+        "troops"
+        "|soldiers|marines|warships|warship|paratroopers|brigade|battalion|special forces"
+        "|missile|missiles|bombers",
+        "154",
+        "forces sent or arriving (guide: deployments)",
+    ),
     # breakdowns
-    ("suspended|suspends|suspend|suspending|suspension", "talks|negotiations|dialogue|treaty"
-     "|cooperation|participation|agreement|deal|flights", "164",
-     "talks suspended (guide: breakdowns)"),
-    ("walked out|walk out|walks out|pulled out of|pulls out of|withdrew from|withdraws from"
-     "|quit|quits|exited|exits|left", "treaty|accord|talks|agreement|deal|pact|negotiations",
-     "161", "treaties left (guide: breakdowns)"),
-    ("talks collapsed|talks broke down|negotiations collapsed|negotiations broke down"
-     "|ceasefire collapsed|truce collapsed|ceasefire broke down|truce broke down", "", "164",
-     "breakdowns (guide)"),
+    (
+        "suspended|suspends|suspend|suspending|suspension",
+        "talks|negotiations|dialogue|treaty|cooperation|participation|agreement|deal|flights",
+        "164",
+        "talks suspended (guide: breakdowns)",
+    ),
+    (
+        "walked out|walk out|walks out|pulled out of|pulls out of|withdrew from|withdraws from"
+        "|quit|quits|exited|exits|left",
+        "treaty|accord|talks|agreement|deal|pact|negotiations",
+        "161",
+        "treaties left (guide: breakdowns)",
+    ),
+    (
+        "talks collapsed|talks broke down|negotiations collapsed|negotiations broke down"
+        "|ceasefire collapsed|truce collapsed|ceasefire broke down|truce broke down",
+        "",
+        "164",
+        "breakdowns (guide)",
+    ),
     # de-escalation: yield
-    ("ceasefire|ceasefires|cease-fire|cease-fires|truce|truces|armistice", "", "0871",
-     "ceasefires and truces (guide)"),
-    ("prisoner swap|prisoner swaps|prisoner exchange|prisoner exchanges|exchange of prisoners"
-     "|swap of prisoners|exchanged prisoners|swapped prisoners", "", "0841",
-     "prisoner exchanges (guide)"),
-    ("swap|swaps|swapped|exchange|exchanged|exchanges|handover|handed over|returned|repatriated",
-     "prisoners|prisoner|soldiers|hostages|detainees|captives|bodies|pows|citizens", "0841",
-     "exchanges and returns of detainees (guide)"),
-    ("amnesty|amnesties|pardon|pardoned|pardons|pardoning", "", "0841",
-     "amnesties and pardons (guide)"),
-    ("released|releases|release|freed|frees|freeing", "prisoner|prisoners|hostage|hostages"
-     "|detainee|detainees|captive|captives|journalist|sailors|soldiers|crew|activist"
-     "|activists|civilians|fishermen|citizens", "0841", "releases (guide)"),
-    ("withdrawal|withdrawals|pullback|pull-back|pullout|pull-out|drawdown", "", "0874",
-     "withdrawals (guide)"),
-    ("withdraw|withdraws|withdrew|withdrawn|withdrawing|pulled back|pulls back|pull back"
-     "|pulled out|pulls out", "troops|forces|soldiers|units|army|military|equipment"
-     "|tanks|warships|personnel|contingent|brigade|battalion", "0874",
-     "withdrawing forces (guide)"),
-    ("demobilisation|demobilization|demobilise|demobilised|demobilize|demobilized"
-     "|disarmament|disarm|disarmed|stand down|stood down|stands down", "", "0873",
-     "demobilisation (guide)"),
-    ("de-escalation|de-escalate|de-escalated|de-escalating|deescalation|deescalate"
-     "|defuse|defused|defusing|ease tensions|eased tensions|easing tensions|calm tensions"
-     "|reduce tensions|reduced tensions|lower tensions|détente|detente|rapprochement"
-     "|thaw|normalisation|normalization|normalise|normalize|normalised|normalized", "",
-     "087", "explicit de-escalation vocabulary"),
-    ("lifted|lifts|lift|lifting|eased|eases|ease|easing|relaxed|relaxes|scrapped|removed",
-     "sanctions|embargo|blockade|restrictions|ban|curfew", "085",
-     "lifting sanctions (guide)"),
-    ("reopened|reopens|reopen|reopening|reopening of", "border|borders|crossing|crossings"
-     "|embassy|consulate|airspace|checkpoint|checkpoints|corridor|route|routes", "081",
-     "reopening borders or crossings (guide)"),
-    ("restored|restores|restore|restoring|restoration|resumed|resumes|resume|resuming"
-     "|resumption|re-established|reestablished|normalised|normalized", "ties|relations"
-     "|diplomatic|flights|dialogue|talks|contacts|cooperation", "0561",
-     "restoring diplomatic ties (guide)"),
-    ("hotline|hotlines|confidence-building|confidence building|buffer zone|demilitarised zone"
-     "|demilitarized zone|humanitarian corridor|humanitarian pause", "", "087",
-     "confidence-building measures (guide)"),
-    ("peace talks|peace deal|peace agreement|peace accord|peace treaty|peace plan|peace process"
-     "|peace summit|peace negotiations|peace conference|peace proposal|peace initiative"
-     "|peace framework|peace roadmap", "", "036", "peace process vocabulary"),
-    ("talks|negotiations|negotiate|negotiated|negotiating|negotiators|dialogue|summit"
-     "|mediation|mediate|mediated|mediating|mediator|mediators", "", "036",
-     "talks, negotiations, dialogue, mediation (guide)"),
-    ("met|meets|meeting with|held talks|holds talks|hold talks|holding talks|phone call"
-     "|telephone call|spoke by phone|video call", "", "036",
-     "meetings between parties (guide: talks held)"),
+    (
+        "ceasefire|ceasefires|cease-fire|cease-fires|truce|truces|armistice",
+        "",
+        "0871",
+        "ceasefires and truces (guide)",
+    ),
+    (
+        "prisoner swap|prisoner swaps|prisoner exchange|prisoner exchanges|exchange of prisoners"
+        "|swap of prisoners|exchanged prisoners|swapped prisoners",
+        "",
+        "0841",
+        "prisoner exchanges (guide)",
+    ),
+    (
+        "swap|swaps|swapped|exchange|exchanged|exchanges|handover|handed over|returned|repatriated",
+        "prisoners|prisoner|soldiers|hostages|detainees|captives|bodies|pows|citizens",
+        "0841",
+        "exchanges and returns of detainees (guide)",
+    ),
+    (
+        "amnesty|amnesties|pardon|pardoned|pardons|pardoning",
+        "",
+        "0841",
+        "amnesties and pardons (guide)",
+    ),
+    (
+        "released|releases|release|freed|frees|freeing",
+        "prisoner|prisoners|hostage|hostages"
+        "|detainee|detainees|captive|captives|journalist|sailors|soldiers|crew|activist"
+        "|activists|civilians|fishermen|citizens",
+        "0841",
+        "releases (guide)",
+    ),
+    (
+        "withdrawal|withdrawals|pullback|pull-back|pullout|pull-out|drawdown",
+        "",
+        "0874",
+        "withdrawals (guide)",
+    ),
+    (
+        "withdraw|withdraws|withdrew|withdrawn|withdrawing|pulled back|pulls back|pull back"
+        "|pulled out|pulls out",
+        "troops|forces|soldiers|units|army|military|equipment"
+        "|tanks|warships|personnel|contingent|brigade|battalion",
+        "0874",
+        "withdrawing forces (guide)",
+    ),
+    (
+        "demobilisation|demobilization|demobilise|demobilised|demobilize|demobilized"
+        "|disarmament|disarm|disarmed|stand down|stood down|stands down",
+        "",
+        "0873",
+        "demobilisation (guide)",
+    ),
+    (
+        "de-escalation|de-escalate|de-escalated|de-escalating|deescalation|deescalate"
+        "|defuse|defused|defusing|ease tensions|eased tensions|easing tensions|calm tensions"
+        "|reduce tensions|reduced tensions|lower tensions|détente|detente|rapprochement"
+        "|thaw|normalisation|normalization|normalise|normalize|normalised|normalized",
+        "",
+        "087",
+        "explicit de-escalation vocabulary",
+    ),
+    (
+        "lifted|lifts|lift|lifting|eased|eases|ease|easing|relaxed|relaxes|scrapped|removed",
+        "sanctions|embargo|blockade|restrictions|ban|curfew",
+        "085",
+        "lifting sanctions (guide)",
+    ),
+    (
+        "reopened|reopens|reopen|reopening|reopening of",
+        "border|borders|crossing|crossings"
+        "|embassy|consulate|airspace|checkpoint|checkpoints|corridor|route|routes",
+        "081",
+        "reopening borders or crossings (guide)",
+    ),
+    (
+        "restored|restores|restore|restoring|restoration|resumed|resumes|resume|resuming"
+        "|resumption|re-established|reestablished|normalised|normalized",
+        "ties|relations|diplomatic|flights|dialogue|talks|contacts|cooperation",
+        "0561",
+        "restoring diplomatic ties (guide)",
+    ),
+    (
+        "hotline|hotlines|confidence-building|confidence building|buffer zone|demilitarised zone"
+        "|demilitarized zone|humanitarian corridor|humanitarian pause",
+        "",
+        "087",
+        "confidence-building measures (guide)",
+    ),
+    (
+        "peace talks|peace deal|peace agreement|peace accord|peace treaty|peace plan|peace process"
+        "|peace summit|peace negotiations|peace conference|peace proposal|peace initiative"
+        "|peace framework|peace roadmap",
+        "",
+        "036",
+        "peace process vocabulary",
+    ),
+    (
+        "talks|negotiations|negotiate|negotiated|negotiating|negotiators|dialogue|summit"
+        "|mediation|mediate|mediated|mediating|mediator|mediators",
+        "",
+        "036",
+        "talks, negotiations, dialogue, mediation (guide)",
+    ),
+    (
+        "met|meets|meeting with|held talks|holds talks|hold talks|holding talks|phone call"
+        "|telephone call|spoke by phone|video call",
+        "",
+        "036",
+        "meetings between parties (guide: talks held)",
+    ),
     ("visit|visited|visits|visiting|state visit|trip to", "", "042", "visits (guide)"),
-    ("signed|signs|sign|signing|inked|clinched|reached|struck", "agreement|accord|deal|pact"
-     "|treaty|memorandum|deals|agreements|accords", "057", "agreements signed"),
+    (
+        "signed|signs|sign|signing|inked|clinched|reached|struck",
+        "agreement|accord|deal|pact|treaty|memorandum|deals|agreements|accords",
+        "057",
+        "agreements signed",
+    ),
     ("agreed|agrees|agree|agreeing", "", "057", "agreements (guide)"),
-    ("not interested in|has no intention|have no intention|no plans to|has no plans"
-     "|will not send|won't send|not seeking|does not seek|do not seek|ruled out|rules out"
-     "|ruling out", "", "0874", "stated restraint (guide example)"),
-    ("restraint|show restraint|showed restraint|exercise restraint|pledged not"
-     "|pledge not|promised not|vowed not", "", "087", "stated restraint (guide)"),
+    (
+        "not interested in|has no intention|have no intention|no plans to|has no plans"
+        "|will not send|won't send|not seeking|does not seek|do not seek|ruled out|rules out"
+        "|ruling out",
+        "",
+        "0874",
+        "stated restraint (guide example)",
+    ),
+    (
+        "restraint|show restraint|showed restraint|exercise restraint|pledged not"
+        "|pledge not|promised not|vowed not",
+        "",
+        "087",
+        "stated restraint (guide)",
+    ),
     ("goodwill gesture|gesture of goodwill|olive branch", "", "057", "conciliatory gestures"),
-    ("status quo|guiding principles|framework agreement|roadmap|road map|step back"
-     "|stepped back|stepping back|back from the brink|constructive|productive talks"
-     "|breakthrough", "", "087", "commitments and progress in talks"),
-    ("discussions|talk to|talks with|talk with|diplomatic push|diplomatic efforts"
-     "|diplomatic effort|peace efforts|peace push|peace bid|shuttle diplomacy", "", "036",
-     "talks and diplomacy (guide)"),
-    ("recognise|recognize|recognising|recognizing|recognised|recognized|recognition",
-     "government|authorities|taliban|regime|insurgents|state|independence", "050",
-     "recognising a government (diplomatic cooperation)"),
-    ("fixing relations|mend ties|mending ties|mended ties|repair ties|repairing relations"
-     "|repair relations|improve relations|improving ties|improved relations|reset relations"
-     "|thaw in relations", "", "050", "mending relations"),
-    ("end|ending|ended|ends|resolve|resolving|resolved|settle|settling|settled|defuse", "standoff"
-     "|stand-off|row|feud|rift|blockade|hostilities|squabbles|dispute|disputes|crisis"
-     "|crises", "087", "ending a standoff or dispute"),
+    (
+        "status quo|guiding principles|framework agreement|roadmap|road map|step back"
+        "|stepped back|stepping back|back from the brink|constructive|productive talks"
+        "|breakthrough",
+        "",
+        "087",
+        "commitments and progress in talks",
+    ),
+    (
+        "discussions|talk to|talks with|talk with|diplomatic push|diplomatic efforts"
+        "|diplomatic effort|peace efforts|peace push|peace bid|shuttle diplomacy",
+        "",
+        "036",
+        "talks and diplomacy (guide)",
+    ),
+    (
+        "recognise|recognize|recognising|recognizing|recognised|recognized|recognition",
+        "government|authorities|taliban|regime|insurgents|state|independence",
+        "050",
+        "recognising a government (diplomatic cooperation)",
+    ),
+    (
+        "fixing relations|mend ties|mending ties|mended ties|repair ties|repairing relations"
+        "|repair relations|improve relations|improving ties|improved relations|reset relations"
+        "|thaw in relations",
+        "",
+        "050",
+        "mending relations",
+    ),
+    (
+        "end|ending|ended|ends|resolve|resolving|resolved|settle|settling|settled|defuse",
+        "standoff"
+        "|stand-off|row|feud|rift|blockade|hostilities|squabbles|dispute|disputes|crisis"
+        "|crises",
+        "087",
+        "ending a standoff or dispute",
+    ),
     ("reconciliation|reconcile|reconciled|rapprochement", "", "057", "reconciliation"),
-    ("peacekeepers|peacekeeping|monitors|observers mission|monitoring mission"
-     "|peacekeeping force|stabilisation force|stabilization force|international force"
-     "|monitoring force", "", "086",
-     "international involvement as a confidence-building step"),
+    (
+        "peacekeepers|peacekeeping|monitors|observers mission|monitoring mission"
+        "|peacekeeping force|stabilisation force|stabilization force|international force"
+        "|monitoring force",
+        "",
+        "086",
+        "international involvement as a confidence-building step",
+    ),
     # cooperation between partners: neutral per the guide, but worth telling apart
-    ("bilateral ties|bilateral relations|bilateral cooperation|strengthen ties"
-     "|strengthen relations|strengthen bilateral|strengthening bilateral|deepen ties"
-     "|deepen cooperation|deepening ties|strategic partnership|partnership|cooperation agreement"
-     "|economic cooperation|congratulated|congratulates|congratulate|reaffirmed|reaffirms"
-     "|exchanged views|friendship|brotherly|investment|investments|trade ties", "", "060",
-     "cooperation between partners (guide: neutral unless it lowers a confrontation)"),
+    (
+        "bilateral ties|bilateral relations|bilateral cooperation|strengthen ties"
+        "|strengthen relations|strengthen bilateral|strengthening bilateral|deepen ties"
+        "|deepen cooperation|deepening ties|strategic partnership|partnership|cooperation agreement"
+        "|economic cooperation|congratulated|congratulates|congratulate|reaffirmed|reaffirms"
+        "|exchanged views|friendship|brotherly|investment|investments|trade ties",
+        "",
+        "060",
+        "cooperation between partners (guide: neutral unless it lowers a confrontation)",
+    ),
     # names that contain cue words: matched first and ignored (empty code)
-    ("united states|united nations|united kingdom|united arab emirates|security council"
-     "|state department|islamic state|defence ministry|defense ministry|interior ministry"
-     "|foreign ministry|armed forces|peace prize|war crimes|world war|cold war|civil war"
-     "|talk show|trade talks|trade deal|trade agreement|free trade|trade war|amnesty international"
-     "|human rights watch|press conference|news conference|press release|on strike"
-     "|general strike|strike action|hunger strike|went on strike|go on strike|labour strike"
-     "|labor strike|strike by|fight against|fight for|war on terror|war on drugs|culture war"
-     "|price war|trade war|war of words", "", "",
-     "names and fixed phrases that contain cue words; they name no move"),
+    (
+        "united states|united nations|united kingdom|united arab emirates|security council"
+        "|state department|islamic state|defence ministry|defense ministry|interior ministry"
+        "|foreign ministry|armed forces|peace prize|war crimes|world war|cold war|civil war"
+        "|talk show|trade talks|trade deal|trade agreement|free trade|trade war|amnesty international"
+        "|human rights watch|press conference|news conference|press release|on strike"
+        "|general strike|strike action|hunger strike|went on strike|go on strike|labour strike"
+        "|labor strike|strike by|fight against|fight for|war on terror|war on drugs|culture war"
+        "|price war|trade war|war of words",
+        "",
+        "",
+        "names and fixed phrases that contain cue words; they name no move",
+    ),
     # speech and hedges are handled in pipeline/lexicon.py, not here
 ]
 
@@ -406,8 +763,16 @@ class Row:
         if self.kind == "actor":
             return (self.kind, self.cue, "", self.code, "", self.actor_class, "", self.source)
         root = self.code[:2] if self.code else ""
-        return (self.kind, self.cue, self.context, self.code, root, polarity(self.code),
-                self.block, self.source)
+        return (
+            self.kind,
+            self.cue,
+            self.context,
+            self.code,
+            root,
+            polarity(self.code),
+            self.block,
+            self.source,
+        )
 
 
 def polarity(code: str) -> str:
@@ -433,8 +798,9 @@ VOWELS = set("aeiou")
 
 
 def _cvc(w: str) -> bool:
-    return (len(w) >= 3 and w[-1] not in VOWELS | set("wxy") and w[-2] in VOWELS
-            and w[-3] not in VOWELS)
+    return (
+        len(w) >= 3 and w[-1] not in VOWELS | set("wxy") and w[-2] in VOWELS and w[-3] not in VOWELS
+    )
 
 
 def verb_forms(base: str) -> set[str]:
@@ -449,8 +815,13 @@ def verb_forms(base: str) -> set[str]:
         forms.add(w + "s")
     if w.endswith("e"):
         forms.add(w + "d")
-        forms.add((w[:-2] + "ying") if w.endswith("ie") else
-                  (w + "ing") if w.endswith(("ee", "ye", "oe")) else w[:-1] + "ing")
+        forms.add(
+            (w[:-2] + "ying")
+            if w.endswith("ie")
+            else (w + "ing")
+            if w.endswith(("ee", "ye", "oe"))
+            else w[:-1] + "ing"
+        )
     elif re.search(r"[^aeiou]y$", w):
         forms.add(w[:-1] + "ied")
         forms.add(w + "ing")
@@ -551,8 +922,11 @@ def _verb_line(line: str, lineno: int) -> tuple[str, set[str], str, int] | None:
     multi, head, irregular, code = m.groups()
     lemma = words(head)
     if irregular:
-        given = {words(f.lstrip("+")) for f in re.split(r"[\s,]+", irregular.strip("{}"))
-                 if re.search(r"[A-Za-z]", f)}
+        given = {
+            words(f.lstrip("+"))
+            for f in re.split(r"[\s,]+", irregular.strip("{}"))
+            if re.search(r"[A-Za-z]", f)
+        }
         forms = {lemma} | given
         if len(given) < 3:  # partial list: add regular forms of the first word too
             forms |= _phrase_forms(lemma)
@@ -567,8 +941,9 @@ def _phrase_forms(lemma: str) -> set[str]:
     return {(f + (" " + rest if rest else "")) for f in verb_forms(first)}
 
 
-def _pattern(body: str, synsets: dict[str, set[str]], lineno: int
-             ) -> tuple[list[str], list[str], str, int] | None:
+def _pattern(
+    body: str, synsets: dict[str, set[str]], lineno: int
+) -> tuple[list[str], list[str], str, int] | None:
     m = re.search(r"\[[^\]]*\]", body)
     if not m or "*" not in body:
         return None
@@ -603,8 +978,10 @@ def derive(path: Path) -> list[Row]:
     noun_lines: dict[str, int] = {}
     used_synsets: set[str] = set()
     for block in blocks:
-        verb_pols = {polarity("" if lemma in DROP_LEMMAS else (vcode or block.code))
-                     for lemma, _, vcode, _ in block.verbs}
+        verb_pols = {
+            polarity("" if lemma in DROP_LEMMAS else (vcode or block.code))
+            for lemma, _, vcode, _ in block.verbs
+        }
         kept_patterns = []
         lemmas = {lemma for lemma, _, _, _ in block.verbs}
         for pre, post, code, lineno, named in block.patterns:
@@ -644,10 +1021,14 @@ def _contentful(tokens: list[str]) -> bool:
     return any(t.startswith("&") or t not in PREPOSITIONS for t in tokens)
 
 
-def _collect_noun(post: list[str], code: str, lineno: int,
-                  noun_codes: dict[str, Counter[str]],
-                  noun_best: dict[str, dict[str, Counter[str]]],
-                  noun_lines: dict[str, int]) -> None:
+def _collect_noun(
+    post: list[str],
+    code: str,
+    lineno: int,
+    noun_codes: dict[str, Counter[str]],
+    noun_best: dict[str, dict[str, Counter[str]]],
+    noun_lines: dict[str, int],
+) -> None:
     """Count the pattern's object phrase as a candidate noun cue."""
     if not post or post[-1].startswith("&") or len(post) > 3:
         return
@@ -659,13 +1040,43 @@ def _collect_noun(post: list[str], code: str, lineno: int,
     noun_lines.setdefault(phrase, lineno)
 
 
-PREPOSITIONS = {"to", "for", "in", "of", "on", "with", "from", "against", "into", "by", "as",
-                "over", "at", "under", "about", "after", "before", "out", "up", "down", "off",
-                "away", "back", "that", "a", "the", "and"}
+PREPOSITIONS = {
+    "to",
+    "for",
+    "in",
+    "of",
+    "on",
+    "with",
+    "from",
+    "against",
+    "into",
+    "by",
+    "as",
+    "over",
+    "at",
+    "under",
+    "about",
+    "after",
+    "before",
+    "out",
+    "up",
+    "down",
+    "off",
+    "away",
+    "back",
+    "that",
+    "a",
+    "the",
+    "and",
+}
 
 
-def _nouns(noun_codes: dict[str, Counter[str]], noun_best: dict[str, dict[str, Counter[str]]],
-           noun_lines: dict[str, int], src: str) -> list[Row]:
+def _nouns(
+    noun_codes: dict[str, Counter[str]],
+    noun_best: dict[str, dict[str, Counter[str]]],
+    noun_lines: dict[str, int],
+    src: str,
+) -> list[Row]:
     """Object phrases whose patterns agree (>= 75 %, >= 2 patterns) on a non-neutral polarity."""
     rows = []
     for phrase, counts in sorted(noun_codes.items()):
@@ -676,8 +1087,16 @@ def _nouns(noun_codes: dict[str, Counter[str]], noun_best: dict[str, dict[str, C
         if phrase not in KEEP_NOUNS:
             continue
         code = noun_best[phrase][pol].most_common(1)[0][0]
-        rows.append(Row("noun", phrase, "", code, "", f"{src}:{noun_lines[phrase]}"
-                        f" (objects of {total} patterns, {n} {pol})"))
+        rows.append(
+            Row(
+                "noun",
+                phrase,
+                "",
+                code,
+                "",
+                f"{src}:{noun_lines[phrase]} (objects of {total} patterns, {n} {pol})",
+            )
+        )
     return rows
 
 
@@ -690,8 +1109,7 @@ def _supplement() -> list[Row]:
             if " " in alt and not context and not re.search(r"(s|ed|ing|[^a-z])$", last):
                 forms.add(words(alt) + "s")  # plural of a noun phrase: "peace deals"
             for form in sorted(forms):
-                rows.append(Row("supplement", form, context, code, "",
-                                f"supplement: {reason}"))
+                rows.append(Row("supplement", form, context, code, "", f"supplement: {reason}"))
     return rows
 
 
@@ -710,58 +1128,85 @@ def _dedupe(rows: list[Row]) -> list[Row]:
 # Agent code prefix -> actor class. A move between states or armed actors needs such actors;
 # police, courts and criminals mark the domestic stories the labelling guide calls neutral.
 AGENT_CLASS = {
-    "MIL": "actor_military", "SPY": "actor_military",
-    "REB": "actor_armed_group", "UAF": "actor_armed_group", "INS": "actor_armed_group",
-    "GOV": "actor_state", "IGO": "actor_state",
-    "COP": "actor_justice", "JUD": "actor_justice", "CRM": "actor_justice",
-    "BUS": "actor_economy", "LAB": "actor_economy", "AGR": "actor_economy",
+    "MIL": "actor_military",
+    "SPY": "actor_military",
+    "REB": "actor_armed_group",
+    "UAF": "actor_armed_group",
+    "INS": "actor_armed_group",
+    "GOV": "actor_state",
+    "IGO": "actor_state",
+    "COP": "actor_justice",
+    "JUD": "actor_justice",
+    "CRM": "actor_justice",
+    "BUS": "actor_economy",
+    "LAB": "actor_economy",
+    "AGR": "actor_economy",
 }
 DEFAULT_AGENT_CLASS = "actor_civil"
 # Hand-curated actors missing from the 2014 dictionaries (armed groups, blocs, institutions).
 ACTOR_SUPPLEMENT: list[tuple[str, str, str]] = [
     # "name=CODE" gives the actor's identity (a country code or a group code used in
     # CONFLICT_DYADS); a bare name keeps the class code of the entry.
-    ("hamas=HAMAS|hezbollah=HEZBOLLAH|houthi=HOUTHI|houthis=HOUTHI|ansar allah=HOUTHI"
-     "|rsf=RSF|rapid support forces=RSF|m23=M23|taliban=AFG|isis=ISIS|isil=ISIS"
-     "|islamic state=ISIS|al-shabaab=SHABAAB|al shabaab=SHABAAB|shabaab=SHABAAB|wagner=RUS"
-     "|eln=COLREB|farc=COLREB|pkk=KURD|ypg=KURD|sdf=KURD|jnim=JNIM|boko haram=BOKO"
-     "|al-qaeda|al qaeda|militia|militias|militiamen|militants|militant|rebels|rebel|jihadists"
-     "|insurgents|gunmen|fighters|paramilitary|paramilitaries|armed group|armed groups", "REB",
-     "armed non-state actors in current news"),
-    ("irgc=IRN|revolutionary guards=IRN|revolutionary guard=IRN|idf=ISR|pla=CHN|coast guard"
-     "|navy|air force|army|troops|soldiers|forces|military|warships|warship|destroyer|frigate"
-     "|brigade|battalion|commander|commanders|general|marines|drones|missiles|missile|drone"
-     "|fighter jets|fighter jet|aircraft carrier|tanks|artillery|border guards|border guard",
-     "MIL", "military actors and hardware"),
-    ("nato=NATO|united nations|un|european union=EUR|eu=EUR|african union|asean|osce|iaea"
-     "|kremlin=RUS|pentagon=USA|white house=USA|foreign ministry|foreign minister"
-     "|defence minister|defense minister|defence ministry|defense ministry|ambassador|envoy"
-     "|envoys|diplomat|diplomats|president|prime minister|government|junta|putin=RUS"
-     "|lavrov=RUS|peskov=RUS|zelensky=UKR|zelenskyy=UKR|sybiha=UKR|netanyahu=ISR"
-     "|khamenei=IRN|araghchi=IRN|pezeshkian=IRN|xi=CHN|xi jinping=CHN|wang yi=CHN"
-     "|kim jong un=PRK|kim jong-un=PRK|lukashenko=BLR|erdogan=TUR|modi=IND|sharif=PAK"
-     "|munir=PAK|burhan=SDN|hemedti=RSF|tshisekedi=COD|kagame=RWA|abiy=ETH|isaias=ERI"
-     "|maduro=VEN|pashinyan=ARM|aliyev=AZE|vucic=SRB|kurti=KSV|trump=USA|biden=USA|rubio=USA"
-     "|witkoff=USA|hegseth=USA|macron=FRA|starmer=GBR|congo=COD|drc=COD|gaza=PSE"
-     "|palestinian=PSE|palestinians=PSE|kyiv=UKR|moscow=RUS|tehran=IRN|beijing=CHN"
-     "|taipei=TWN|pyongyang=PRK|seoul=KOR|washington=USA|kabul=AFG|islamabad=PAK"
-     "|new delhi=IND|yerevan=ARM|baku=AZE|belgrade=SRB|pristina=KSV|minsk=BLR|caracas=VEN"
-     "|georgetown=GUY|bangkok=THA|phnom penh=KHM|addis ababa=ETH|asmara=ERI|kinshasa=COD"
-     "|kigali=RWA|khartoum=SDN|port sudan=SDN|mogadishu=SOM|ankara=TUR|athens=GRC"
-     "|manila=PHL|tokyo=JPN|jerusalem=ISR|tel aviv=ISR|beirut=LBN|damascus=SYR|sanaa=HOUTHI",
-     "GOV", "state leaders, capitals and institutions in current news"),
-    ("police|policeman|policemen|police officer|police officers|court|judge|prosecutor"
-     "|prosecutors|trial|suspect|suspects|defendant|jury|convicted|sentenced|murder|murdered"
-     "|robbery|stabbing|shooter|gunman|arrested|charged", "COP",
-     "domestic policing and justice vocabulary"),
-    ("company|companies|firm|firms|shares|investors|market|markets|prices|inflation|economy"
-     "|bank|banks|ceo|exports|imports|gdp|tariff|tariffs|stocks|profit|revenue|billion"
-     "|merger|deal with", "BUS", "business and economy vocabulary"),
-    ("football|match|tournament|championship|olympics|olympic|world cup|league|coach|striker"
-     "|goal|cup|team|season|film|festival|album|museum|storm|typhoon|hurricane|earthquake"
-     "|flood|floods|wildfire|wildfires|heatwave|drought|election|elections|vote|voters|poll"
-     "|polls|campaign|parliament|lawmakers|opposition party|candidate", "CVL",
-     "sport, culture, disasters and elections vocabulary"),
+    (
+        "hamas=HAMAS|hezbollah=HEZBOLLAH|houthi=HOUTHI|houthis=HOUTHI|ansar allah=HOUTHI"
+        "|rsf=RSF|rapid support forces=RSF|m23=M23|taliban=AFG|isis=ISIS|isil=ISIS"
+        "|islamic state=ISIS|al-shabaab=SHABAAB|al shabaab=SHABAAB|shabaab=SHABAAB|wagner=RUS"
+        "|eln=COLREB|farc=COLREB|pkk=KURD|ypg=KURD|sdf=KURD|jnim=JNIM|boko haram=BOKO"
+        "|al-qaeda|al qaeda|militia|militias|militiamen|militants|militant|rebels|rebel|jihadists"
+        "|insurgents|gunmen|fighters|paramilitary|paramilitaries|armed group|armed groups",
+        "REB",
+        "armed non-state actors in current news",
+    ),
+    (
+        "irgc=IRN|revolutionary guards=IRN|revolutionary guard=IRN|idf=ISR|pla=CHN|coast guard"
+        "|navy|air force|army|troops|soldiers|forces|military|warships|warship|destroyer|frigate"
+        "|brigade|battalion|commander|commanders|general|marines|drones|missiles|missile|drone"
+        "|fighter jets|fighter jet|aircraft carrier|tanks|artillery|border guards|border guard",
+        "MIL",
+        "military actors and hardware",
+    ),
+    (
+        "nato=NATO|united nations|un|european union=EUR|eu=EUR|african union|asean|osce|iaea"
+        "|kremlin=RUS|pentagon=USA|white house=USA|foreign ministry|foreign minister"
+        "|defence minister|defense minister|defence ministry|defense ministry|ambassador|envoy"
+        "|envoys|diplomat|diplomats|president|prime minister|government|junta|putin=RUS"
+        "|lavrov=RUS|peskov=RUS|zelensky=UKR|zelenskyy=UKR|sybiha=UKR|netanyahu=ISR"
+        "|khamenei=IRN|araghchi=IRN|pezeshkian=IRN|xi=CHN|xi jinping=CHN|wang yi=CHN"
+        "|kim jong un=PRK|kim jong-un=PRK|lukashenko=BLR|erdogan=TUR|modi=IND|sharif=PAK"
+        "|munir=PAK|burhan=SDN|hemedti=RSF|tshisekedi=COD|kagame=RWA|abiy=ETH|isaias=ERI"
+        "|maduro=VEN|pashinyan=ARM|aliyev=AZE|vucic=SRB|kurti=KSV|trump=USA|biden=USA|rubio=USA"
+        "|witkoff=USA|hegseth=USA|macron=FRA|starmer=GBR|congo=COD|drc=COD|gaza=PSE"
+        "|palestinian=PSE|palestinians=PSE|kyiv=UKR|moscow=RUS|tehran=IRN|beijing=CHN"
+        "|taipei=TWN|pyongyang=PRK|seoul=KOR|washington=USA|kabul=AFG|islamabad=PAK"
+        "|new delhi=IND|yerevan=ARM|baku=AZE|belgrade=SRB|pristina=KSV|minsk=BLR|caracas=VEN"
+        "|georgetown=GUY|bangkok=THA|phnom penh=KHM|addis ababa=ETH|asmara=ERI|kinshasa=COD"
+        "|kigali=RWA|khartoum=SDN|port sudan=SDN|mogadishu=SOM|ankara=TUR|athens=GRC"
+        "|manila=PHL|tokyo=JPN|jerusalem=ISR|tel aviv=ISR|beirut=LBN|damascus=SYR|sanaa=HOUTHI",
+        "GOV",
+        "state leaders, capitals and institutions in current news",
+    ),
+    (
+        "police|policeman|policemen|police officer|police officers|court|judge|prosecutor"
+        "|prosecutors|trial|suspect|suspects|defendant|jury|convicted|sentenced|murder|murdered"
+        "|robbery|stabbing|shooter|gunman|arrested|charged",
+        "COP",
+        "domestic policing and justice vocabulary",
+    ),
+    (
+        "company|companies|firm|firms|shares|investors|market|markets|prices|inflation|economy"
+        "|bank|banks|ceo|exports|imports|gdp|tariff|tariffs|stocks|profit|revenue|billion"
+        "|merger|deal with",
+        "BUS",
+        "business and economy vocabulary",
+    ),
+    (
+        "football|match|tournament|championship|olympics|olympic|world cup|league|coach|striker"
+        "|goal|cup|team|season|film|festival|album|museum|storm|typhoon|hurricane|earthquake"
+        "|flood|floods|wildfire|wildfires|heatwave|drought|election|elections|vote|voters|poll"
+        "|polls|campaign|parliament|lawmakers|opposition party|candidate",
+        "CVL",
+        "sport, culture, disasters and elections vocabulary",
+    ),
 ]
 
 # Hand-curated (maintainers' list): rivalries between states, or a state and an armed group,
@@ -785,8 +1230,16 @@ def derive_dyads() -> list[Row]:
     rows = []
     for pair in CONFLICT_DYADS.split():
         a, b = pair.split("-")
-        rows.append(Row("dyad", a, b, "", "", "supplement: maintainers' list of active "
-                        "rivalries (2014-2026)"))
+        rows.append(
+            Row(
+                "dyad",
+                a,
+                b,
+                "",
+                "",
+                "supplement: maintainers' list of active rivalries (2014-2026)",
+            )
+        )
     return rows
 
 
@@ -803,8 +1256,9 @@ def derive_actors(cameo_dir: Path) -> list[Row]:
         cls = AGENT_CLASS.get(code, DEFAULT_AGENT_CLASS)
         for alt in cue.split("|"):
             name, _, ident = alt.partition("=")
-            rows.append(Row("actor", words(name), "", ident or code, "",
-                            f"supplement: {reason}", cls))
+            rows.append(
+                Row("actor", words(name), "", ident or code, "", f"supplement: {reason}", cls)
+            )
     return rows + derive_dyads()
 
 
@@ -819,13 +1273,15 @@ def _countries(path: Path) -> list[Row]:
     def flush() -> None:
         country = [c for c in codes if len(c) == 3]
         if names and country:
-            rows.extend(_actor_row(n, country[-1], "actor_country", path.name, ln)
-                        for n, ln in names)
+            rows.extend(
+                _actor_row(n, country[-1], "actor_country", path.name, ln) for n, ln in names
+            )
         names.clear()
         codes.clear()
 
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8", errors="replace")
-                                 .splitlines(), 1):
+    for lineno, raw in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+    ):
         line = raw.split("#", 1)[0].rstrip()
         if not line.strip():
             continue
@@ -851,14 +1307,17 @@ def _actor_row(phrase: str, code: str, cls: str, src: str, lineno: int) -> Row:
     return Row("actor", cue, "", code, "", f"{src}:{lineno}", cls)
 
 
-SUBSTITUTIONS = {"!PERSON!": ["man", "men", "woman", "women", "person"],
-                 "!MINIST!": ["minister", "ministers", "ministry", "ministries"]}
+SUBSTITUTIONS = {
+    "!PERSON!": ["man", "men", "woman", "women", "person"],
+    "!MINIST!": ["minister", "ministers", "ministry", "ministries"],
+}
 
 
 def _agents(path: Path) -> list[Row]:
     rows = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8", errors="replace")
-                                 .splitlines(), 1):
+    for lineno, raw in enumerate(
+        path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+    ):
         line = raw.split("#", 1)[0].strip()
         m = re.match(r"^(.+?)\s*(\{[^}]*\})?\s*\[~?([A-Z]+)~?\]", line)
         if not m or "=" in line:
@@ -873,8 +1332,11 @@ def _agents(path: Path) -> list[Row]:
 def _agent_forms(phrase: str, plurals: str | None) -> set[str]:
     variants = [phrase]
     for marker, subs in SUBSTITUTIONS.items():
-        variants = [v.replace(marker, " " + s + " ") if marker in v else v
-                    for v in variants for s in (subs if marker in v else [""])]
+        variants = [
+            v.replace(marker, " " + s + " ") if marker in v else v
+            for v in variants
+            for s in (subs if marker in v else [""])
+        ]
     forms: set[str] = set()
     for v in variants:
         base = words(v.replace("_", " "))

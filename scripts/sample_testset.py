@@ -33,10 +33,16 @@ def sample(shared: Path) -> list[dict[str, object]]:
                     candidates.append((entry_id, field, index, text))
         random.Random(f"{SEED}:{path.name}").shuffle(candidates)
         for entry_id, field, index, text in candidates[::EVERY]:
-            rows.append({
-                "feed": f"pool/{path.name}", "entry_id": entry_id, "field": field,
-                "sentence": index, "sha1": sentence_sha1(text), "text": text,
-            })
+            rows.append(
+                {
+                    "feed": f"pool/{path.name}",
+                    "entry_id": entry_id,
+                    "field": field,
+                    "sentence": index,
+                    "sha1": sentence_sha1(text),
+                    "text": text,
+                }
+            )
     return rows
 
 

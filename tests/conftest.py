@@ -28,6 +28,15 @@ use_test_airflow_home()
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 POSTGRES_ENV = "ESCMON_TEST_POSTGRES_URL"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need a trained model fixture are slow: `make test-fast` leaves them out."""
+    for item in items:
+        if {"trained", "retrained"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 # Airflow is an optional extra: without it the DAG tests are not collected.
 collect_ignore = [] if importlib.util.find_spec("airflow") else ["dags"]
 

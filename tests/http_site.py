@@ -37,8 +37,15 @@ class Site:
     def requests(self, path: str) -> list[dict[str, str]]:
         return [headers for logged, headers in self.log if logged == path]
 
-    def feed(self, path: str, body: bytes, *, content_type: str = "application/rss+xml",
-             etag: bool = True, headers: dict[str, str] | None = None) -> None:
+    def feed(
+        self,
+        path: str,
+        body: bytes,
+        *,
+        content_type: str = "application/rss+xml",
+        etag: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Serve ``body``; with ``etag``, answer a matching If-None-Match with 304."""
         tag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
 
@@ -46,8 +53,9 @@ class Site:
             if etag and request.headers.get("If-None-Match") == tag:
                 return Response(status=304, headers={"ETag": tag})
             extra = {"ETag": tag, "Last-Modified": "Sat, 10 Aug 2024 08:00:00 GMT"} if etag else {}
-            return Response(body, headers={"Content-Type": content_type, **extra,
-                                           **(headers or {})})
+            return Response(
+                body, headers={"Content-Type": content_type, **extra, **(headers or {})}
+            )
 
         self.routes[path] = handler
 

@@ -78,9 +78,17 @@ def quiet_then(
     quiet = [final_day - dt.timedelta(days=n) for n in range(quiet_days, 0, -1)]
     totals: dict[str, int] = {"articles": 0, "sentences": 0}
     for day in quiet:
-        _add(totals, add_day(engine, day, escalation_stories=quiet_count(day),
-                             quiet_stories=STORIES_PER_DAY - quiet_count(day),
-                             country=country, model_version=model_version))
+        _add(
+            totals,
+            add_day(
+                engine,
+                day,
+                escalation_stories=quiet_count(day),
+                quiet_stories=STORIES_PER_DAY - quiet_count(day),
+                country=country,
+                model_version=model_version,
+            ),
+        )
     copies = 0
     if final == "spike":
         escalation, copies = SPIKE_STORIES, duplicates
@@ -91,12 +99,24 @@ def quiet_then(
     else:
         escalation = quiet_count(final_day)
         calm = STORIES_PER_DAY - escalation
-    _add(totals, add_day(engine, final_day, escalation_stories=escalation, quiet_stories=calm,
-                         duplicates=copies, country=country, lead_title=lead_title,
-                         lead_url=lead_url, lead_publisher=lead_publisher,
-                         model_version=model_version))
-    return Scenario(country=country, quiet_days=quiet, final_day=final_day, final=final,
-                    counts=totals)
+    _add(
+        totals,
+        add_day(
+            engine,
+            final_day,
+            escalation_stories=escalation,
+            quiet_stories=calm,
+            duplicates=copies,
+            country=country,
+            lead_title=lead_title,
+            lead_url=lead_url,
+            lead_publisher=lead_publisher,
+            model_version=model_version,
+        ),
+    )
+    return Scenario(
+        country=country, quiet_days=quiet, final_day=final_day, final=final, counts=totals
+    )
 
 
 def _add(totals: dict[str, int], counts: dict[str, int]) -> None:
@@ -107,8 +127,18 @@ def _add(totals: dict[str, int], counts: dict[str, int]) -> None:
 def feed_id(engine: Engine) -> int:
     """The scenario's feed, created on first use."""
     with session_scope(engine) as session:
-        insert_ignore(session, Feed, [{"name": FEED_NAME, "kind": "rss", "tags": [],
-                                      "url": "http://feeds.example.test/scenario"}])
+        insert_ignore(
+            session,
+            Feed,
+            [
+                {
+                    "name": FEED_NAME,
+                    "kind": "rss",
+                    "tags": [],
+                    "url": "http://feeds.example.test/scenario",
+                }
+            ],
+        )
         return session.execute(select(Feed.id).where(Feed.name == FEED_NAME)).scalar_one()
 
 
@@ -141,37 +171,50 @@ def add_day(
     for n, escalating, copy in plan:
         key = f"{day}-{n}-{copy}"
         lead = n == 0 and escalating
-        articles.append({
-            "feed_id": feed,
-            "guid": f"scenario:{key}",
-            "url": (lead_url if lead and copy == 0 and lead_url is not None
-                    else f"https://news.example.test/{key}"),
-            "title": lead_title if lead and lead_title is not None else f"Story {n} of {day}",
-            "publisher": lead_publisher if lead and lead_publisher else "Example News",
-            "summary": "",
-            "text": "",
-            "language": "en",
-            "published_at": dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC),
-            "day": day,
-            "content_hash": hashlib.sha256(key.encode()).hexdigest(),
-            "story_id": story_base + n,
-            "countries": country,
-        })
+        articles.append(
+            {
+                "feed_id": feed,
+                "guid": f"scenario:{key}",
+                "url": (
+                    lead_url
+                    if lead and copy == 0 and lead_url is not None
+                    else f"https://news.example.test/{key}"
+                ),
+                "title": lead_title if lead and lead_title is not None else f"Story {n} of {day}",
+                "publisher": lead_publisher if lead and lead_publisher else "Example News",
+                "summary": "",
+                "text": "",
+                "language": "en",
+                "published_at": dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC),
+                "day": day,
+                "content_hash": hashlib.sha256(key.encode()).hexdigest(),
+                "story_id": story_base + n,
+                "countries": country,
+            }
+        )
     with session_scope(engine) as session:
         ids = insert_ignore(session, Article, articles)
-        by_guid = dict(session.execute(
-            select(Article.guid, Article.id).where(Article.id.in_(ids))
-        ).all())
+        by_guid = dict(
+            session.execute(select(Article.guid, Article.id).where(Article.id.in_(ids))).all()
+        )
         for (n, escalating, _copy), article in zip(plan, articles, strict=True):
             article_id = by_guid[article["guid"]]
             for k in range(SENTENCES_PER_ARTICLE):
                 flagged = escalating and k == 0
                 text = (ESCALATION_TEXT if flagged else NEUTRAL_TEXT).format(
-                    country=country, day=day, n=n, k=k)
-                sentences.append({"article_id": article_id, "idx": k, "start": 0,
-                                  "end": len(text), "text": text,
-                                  # the flagged sentence names the country; the rest inherit it
-                                  "countries": country if flagged else ""})
+                    country=country, day=day, n=n, k=k
+                )
+                sentences.append(
+                    {
+                        "article_id": article_id,
+                        "idx": k,
+                        "start": 0,
+                        "end": len(text),
+                        "text": text,
+                        # the flagged sentence names the country; the rest inherit it
+                        "countries": country if flagged else "",
+                    }
+                )
         sentence_ids = insert_ignore(session, Sentence, sentences)
         rows = session.execute(
             select(Sentence.id, Sentence.idx, Sentence.article_id, Article.story_id)
@@ -182,15 +225,17 @@ def add_day(
         for row in rows:
             flagged = row.story_id in escalating_stories and row.idx == 0
             p = _probability(row.story_id - story_base) if flagged else 0.05
-            predictions.append({
-                "sentence_id": row.id,
-                "model_version": model_version,
-                "label": "escalation" if flagged else "neutral",
-                "p_escalation": p,
-                "p_deescalation": 0.02 if flagged else 0.05,
-                "p_neutral": round(1.0 - p - (0.02 if flagged else 0.05), 6),
-                "cues": ESCALATION_CUES if flagged else [],
-            })
+            predictions.append(
+                {
+                    "sentence_id": row.id,
+                    "model_version": model_version,
+                    "label": "escalation" if flagged else "neutral",
+                    "p_escalation": p,
+                    "p_deescalation": 0.02 if flagged else 0.05,
+                    "p_neutral": round(1.0 - p - (0.02 if flagged else 0.05), 6),
+                    "cues": ESCALATION_CUES if flagged else [],
+                }
+            )
         insert_ignore(session, Prediction, predictions, returning=None)
     return {"articles": len(articles), "sentences": len(sentences)}
 

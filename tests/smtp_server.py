@@ -34,8 +34,9 @@ class _Handler:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.original_content or envelope.content,
-                                     policy=policy.default)
+        message = message_from_bytes(
+            envelope.original_content or envelope.content, policy=policy.default
+        )
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
@@ -66,8 +67,14 @@ class SmtpServer:
 
     def overrides(self, *, to: tuple[str, ...] = ("analyst@example.test",)) -> dict[str, Any]:
         """``send_pending_alerts(..., smtp=...)`` overrides that point at this server."""
-        return {"smtp_host": self.host, "smtp_port": self.port, "smtp_starttls": False,
-                "smtp_timeout": 5.0, "alert_from": "escmon@example.test", "alert_to": list(to)}
+        return {
+            "smtp_host": self.host,
+            "smtp_port": self.port,
+            "smtp_starttls": False,
+            "smtp_timeout": 5.0,
+            "alert_from": "escmon@example.test",
+            "alert_to": list(to),
+        }
 
 
 @contextmanager

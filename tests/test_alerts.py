@@ -65,8 +65,12 @@ def _series(counts: list[int], totals: list[int], escalation: list[int] | None =
     start = DAY - dt.timedelta(days=len(counts) - 1)
     escalation = escalation or counts
     return [
-        SignalPoint(day=start + dt.timedelta(days=i), escalation_stories=c, sentences_scored=t,
-                    escalation_count=e)
+        SignalPoint(
+            day=start + dt.timedelta(days=i),
+            escalation_stories=c,
+            sentences_scored=t,
+            escalation_count=e,
+        )
         for i, (c, t, e) in enumerate(zip(counts, totals, escalation, strict=True))
     ]
 
@@ -126,31 +130,70 @@ def test_only_http_links_survive() -> None:
 
 
 def test_cue_labels_of_any_shape() -> None:
-    match = {"text": "deployed troops", "code": "152", "root": "15", "polarity": "escalation",
-             "kind": "verb", "state": "affirmed", "source": "cameo"}
-    assert alerts.cue_labels(["deploy troops", {"cue": "close border", "state": "threat"},
-                              match, {"weight": 0.5}, None]) == [
-        "deploy troops", "close border (threat)",
-        "deployed troops (CAMEO 152, escalation, affirmed)", "weight=0.5"]
+    match = {
+        "text": "deployed troops",
+        "code": "152",
+        "root": "15",
+        "polarity": "escalation",
+        "kind": "verb",
+        "state": "affirmed",
+        "source": "cameo",
+    }
+    assert alerts.cue_labels(
+        ["deploy troops", {"cue": "close border", "state": "threat"}, match, {"weight": 0.5}, None]
+    ) == [
+        "deploy troops",
+        "close border (threat)",
+        "deployed troops (CAMEO 152, escalation, affirmed)",
+        "weight=0.5",
+    ]
 
 
 def _view(**changes) -> AlertView:
     base = AlertView(
-        id=1, scope="all", day=DAY, method="ears-c2+share", observed=14.0, baseline_mean=3.14,
-        threshold=5.5, statistic=13.5, p_value=1e-6, message_id="<alert-all-x@escmon>",
-        evidence=[{"text": "Troops <b>moved</b> to the border.", "title": NASTY_TITLE,
-                   "publisher": "Pub & Co", "url": NASTY_URL, "probability": 0.987,
-                   "cues": ["deploy troops"]},
-                  {"text": "Second.", "title": "T2", "publisher": None,
-                   "url": "javascript:alert(2)", "probability": 0.5, "cues": []}],
+        id=1,
+        scope="all",
+        day=DAY,
+        method="ears-c2+share",
+        observed=14.0,
+        baseline_mean=3.14,
+        threshold=5.5,
+        statistic=13.5,
+        p_value=1e-6,
+        message_id="<alert-all-x@escmon>",
+        evidence=[
+            {
+                "text": "Troops <b>moved</b> to the border.",
+                "title": NASTY_TITLE,
+                "publisher": "Pub & Co",
+                "url": NASTY_URL,
+                "probability": 0.987,
+                "cues": ["deploy troops"],
+            },
+            {
+                "text": "Second.",
+                "title": "T2",
+                "publisher": None,
+                "url": "javascript:alert(2)",
+                "probability": 0.5,
+                "cues": [],
+            },
+        ],
     )
     return AlertView(**{**base.__dict__, **changes})
 
 
 def _points(n: int = 30) -> list[ChartPoint]:
-    return [ChartPoint(day=DAY - dt.timedelta(days=n - 1 - i), count=3 + (i == n - 1) * 11,
-                       threshold=None if i < 9 else 5.5, alarm=i == n - 1, share=0.04)
-            for i in range(n)]
+    return [
+        ChartPoint(
+            day=DAY - dt.timedelta(days=n - 1 - i),
+            count=3 + (i == n - 1) * 11,
+            threshold=None if i < 9 else 5.5,
+            alarm=i == n - 1,
+            share=0.04,
+        )
+        for i in range(n)
+    ]
 
 
 def test_feed_text_is_escaped_in_html_and_plain_in_text() -> None:
@@ -159,7 +202,7 @@ def test_feed_text_is_escaped_in_html_and_plain_in_text() -> None:
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Troops &amp; tanks" in html
     assert "Troops &lt;b&gt;moved&lt;/b&gt;" in html
     assert 'href="https://news.example.test/a%22%20onclick=%22alert(1)"' in html
-    assert "onclick=\"" not in html
+    assert 'onclick="' not in html
     assert "javascript:" not in html
     assert 'src="cid:chart@escmon"' in html
     assert "Pub &amp; Co" in html
@@ -171,9 +214,11 @@ def test_feed_text_is_escaped_in_html_and_plain_in_text() -> None:
 
 def test_subject_names_scope_jump_and_day() -> None:
     assert alerts.alert_subject(_view()) == (
-        "Escalation spike: all news, 14 stories vs 3.1 expected, 2024-08-10")
+        "Escalation spike: all news, 14 stories vs 3.1 expected, 2024-08-10"
+    )
     assert alerts.alert_subject(_view(scope="BLR", observed=1.0, baseline_mean=0.0)) == (
-        "Escalation spike: Belarus, 1 story vs 0.0 expected, 2024-08-10")
+        "Escalation spike: Belarus, 1 story vs 0.0 expected, 2024-08-10"
+    )
 
 
 def test_message_is_multipart_with_an_inline_chart() -> None:
@@ -194,13 +239,13 @@ def test_message_is_multipart_with_an_inline_chart() -> None:
 
 
 def _png_parts(message) -> list[bytes]:
-    return [part.get_content() for part in message.walk()
-            if part.get_content_type() == "image/png"]
+    return [part.get_content() for part in message.walk() if part.get_content_type() == "image/png"]
 
 
 def test_spike_sends_exactly_one_mail(engine, belarus: Settings, smtp: SmtpServer) -> None:
-    totals = _backfill(engine, belarus, lead_title=NASTY_TITLE, lead_url=NASTY_URL,
-                       lead_publisher="Minsk Daily")
+    totals = _backfill(
+        engine, belarus, lead_title=NASTY_TITLE, lead_url=NASTY_URL, lead_publisher="Minsk Daily"
+    )
     assert totals["alerts"] == 1 and totals["scopes"] == 31
 
     [alert] = _alerts(engine)
@@ -250,7 +295,11 @@ def test_days_before_any_signal_are_not_judged(engine, belarus: Settings) -> Non
     _backfill(engine, belarus)
     early = DAY - dt.timedelta(days=100)
     assert detect_alerts(engine, belarus, day=early) == {
-        "scopes": 1, "count_alarms": 0, "alarms": 0, "alerts": 0}
+        "scopes": 1,
+        "count_alarms": 0,
+        "alarms": 0,
+        "alerts": 0,
+    }
 
 
 def test_default_scopes_alert_for_all_and_the_country(engine, settings: Settings) -> None:
@@ -263,8 +312,12 @@ def test_c3_alerts_on_the_second_day_of_a_rise(engine, belarus: Settings) -> Non
     c3 = belarus.model_copy(update={"alert_method": "ears-c3"})
     assert _backfill(engine, c3)["alerts"] == 0
     after = DAY + dt.timedelta(days=1)
-    scenario.add_day(engine, after, escalation_stories=scenario.SPIKE_STORIES,
-                     quiet_stories=scenario.STORIES_PER_DAY - scenario.SPIKE_STORIES)
+    scenario.add_day(
+        engine,
+        after,
+        escalation_stories=scenario.SPIKE_STORIES,
+        quiet_stories=scenario.STORIES_PER_DAY - scenario.SPIKE_STORIES,
+    )
     compute_signals(engine, days=[after])
     assert detect_alerts(engine, c3, day=after)["alerts"] == 1
     [alert] = _alerts(engine)
@@ -278,7 +331,11 @@ def test_double_volume_at_the_same_share_sends_nothing(
     assert totals["count_alarms"] == 1  # the story count alone alarms, on the last day
     assert totals["alerts"] == 0
     assert detect_alerts(engine, belarus, day=DAY) == {
-        "scopes": 1, "count_alarms": 1, "alarms": 0, "alerts": 0}
+        "scopes": 1,
+        "count_alarms": 1,
+        "alarms": 0,
+        "alerts": 0,
+    }
     assert send_pending_alerts(engine, belarus, smtp=smtp.overrides())["sent"] == 0
     assert smtp.received == []
 
@@ -375,9 +432,13 @@ def test_smtp_settings_come_from_escmon_variables(monkeypatch, smtp: SmtpServer)
     monkeypatch.setenv("ESCMON_ALERT_FROM", "monitor@example.test")
     monkeypatch.setenv("ESCMON_ALERT_TO", "a@example.test, b@example.test")
     config = SmtpConfig.from_settings(Settings())
-    assert config == SmtpConfig(host=smtp.host, port=smtp.port, password="s3cret-pass",
-                                sender="monitor@example.test",
-                                recipients=("a@example.test", "b@example.test"))
+    assert config == SmtpConfig(
+        host=smtp.host,
+        port=smtp.port,
+        password="s3cret-pass",
+        sender="monitor@example.test",
+        recipients=("a@example.test", "b@example.test"),
+    )
     assert "s3cret" not in repr(config)
 
 

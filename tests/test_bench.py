@@ -36,13 +36,15 @@ def _check(results: dict, output: Path, expected: set[str]) -> None:
     assert {"cpu", "cores", "memory_gib", "python", "platform"} <= machine.keys()
 
 
+@pytest.mark.slow  # fits a model on every seed label when the cache is cold
 @pytest.mark.usefixtures("shared_dir")
 def test_bench_writes_every_key(tmp_path: Path) -> None:
     """One tiny run; with ESCMON_TEST_POSTGRES_URL set it covers PostgreSQL too."""
     postgres = postgres_url_or_skip() if os.environ.get(POSTGRES_ENV) else None
     output = tmp_path / "results" / "latest.json"
-    results = runner.run(ARTICLES, output=output, postgres=postgres, min_seconds=0.0,
-                         log=lambda _line: None)
+    results = runner.run(
+        ARTICLES, output=output, postgres=postgres, min_seconds=0.0, log=lambda _line: None
+    )
     _check(results, output, _expected_keys(postgres=postgres is not None))
     assert results["end_to_end_sentences"] > 0
     if postgres is not None:

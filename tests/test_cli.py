@@ -322,11 +322,16 @@ def test_evaluate_prints_scores(tmp_path, monkeypatch, capsys) -> None:
 
     _model_env(monkeypatch, REPO / "models")
     labelled = tmp_path / "l.jsonl"
-    labelled.write_text("\n".join(json.dumps(r) for r in [
-        {"text": "Russia deployed additional troops to the border.", "label": "escalation"},
-        {"text": "The sides agreed to a ceasefire.", "label": "deescalation"},
-        {"text": "The museum reopened after renovation.", "label": "neutral"},
-    ]))
+    labelled.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"text": "Russia deployed additional troops to the border.", "label": "escalation"},
+                {"text": "The sides agreed to a ceasefire.", "label": "deescalation"},
+                {"text": "The museum reopened after renovation.", "label": "neutral"},
+            ]
+        )
+    )
     assert main(["evaluate", "--input", str(labelled)]) == 0
     output = capsys.readouterr().out
     assert "macro-F1: 1.0000" in output

@@ -129,9 +129,16 @@ def test_short_texts_only_group_when_identical() -> None:
 
 def _articles(feed_id: int, texts: list[str], day: dt.date, tag: str) -> list[dict]:
     return [
-        {"feed_id": feed_id, "guid": f"{tag}-{i}", "url": f"https://e.test/{tag}/{i}",
-         "title": text.split("\n")[0], "text": text, "content_hash": content_hash(text),
-         "published_at": dt.datetime.combine(day, dt.time(12), dt.UTC), "day": day}
+        {
+            "feed_id": feed_id,
+            "guid": f"{tag}-{i}",
+            "url": f"https://e.test/{tag}/{i}",
+            "title": text.split("\n")[0],
+            "text": text,
+            "content_hash": content_hash(text),
+            "published_at": dt.datetime.combine(day, dt.time(12), dt.UTC),
+            "day": day,
+        }
         for i, text in enumerate(texts)
     ]
 
@@ -139,11 +146,14 @@ def _articles(feed_id: int, texts: list[str], day: dt.date, tag: str) -> list[di
 def test_assign_story_ids_spans_feeds_and_runs(engine) -> None:
     copies = syndicated_copies(20)
     with session_scope(engine) as session:
-        insert_ignore(session, Feed, [{"name": f"f{i}", "url": f"https://e.test/{i}", "tags": []}
-                                      for i in range(4)])
+        insert_ignore(
+            session,
+            Feed,
+            [{"name": f"f{i}", "url": f"https://e.test/{i}", "tags": []} for i in range(4)],
+        )
         feeds = session.execute(select(Feed.id).order_by(Feed.id)).scalars().all()
         for n, feed_id in enumerate(feeds):  # 5 copies per feed, plus one distinct story each
-            texts = [*copies[5 * n:5 * n + 5], OTHER[n % 3] + f" ({n})"]
+            texts = [*copies[5 * n : 5 * n + 5], OTHER[n % 3] + f" ({n})"]
             insert_ignore(session, Article, _articles(feed_id, texts, DAY, f"a{n}"))
         counts = assign_story_ids(session)
     with session_scope(engine) as session:
@@ -154,14 +164,21 @@ def test_assign_story_ids_spans_feeds_and_runs(engine) -> None:
     assert counts["stories_joined"] == 19
     # A later run: one more copy two days later joins the story; nothing else changes.
     with session_scope(engine) as session:
-        insert_ignore(session, Article, _articles(feeds[0], [copies[7] + " Updated."],
-                                                  DAY + dt.timedelta(days=2), "late"))
+        insert_ignore(
+            session,
+            Article,
+            _articles(feeds[0], [copies[7] + " Updated."], DAY + dt.timedelta(days=2), "late"),
+        )
         assert _grouping(assign_story_ids(session)) == {"stories_new": 0, "stories_joined": 1}
         late = session.execute(select(Article.story_id).where(Article.guid == "late-0")).scalar()
         assert late == first
     with session_scope(engine) as session, _statements(engine) as statements:
-        assert assign_story_ids(session) == {"stories_new": 0, "stories_joined": 0,
-                                             "stories_keyed": 0, "stories_compared": 0}
+        assert assign_story_ids(session) == {
+            "stories_new": 0,
+            "stories_joined": 0,
+            "stories_keyed": 0,
+            "stories_compared": 0,
+        }
     assert len(statements) == 1  # the rerun only asks for articles without a story
 
 
@@ -203,8 +220,9 @@ def flood(n: int, start: int = 0) -> list[str]:
 
 
 def _feed_id(session) -> int:
-    [feed_id] = insert_ignore(session, Feed, [{"name": "ticker", "url": "https://e.test/t",
-                                               "tags": []}])
+    [feed_id] = insert_ignore(
+        session, Feed, [{"name": "ticker", "url": "https://e.test/t", "tags": []}]
+    )
     return feed_id
 
 
@@ -224,20 +242,28 @@ def test_a_flood_of_twenty_thousand_copies_is_one_story_in_linear_work(engine) -
         stories = session.execute(select(func.count(func.distinct(Article.story_id)))).scalar()
         first = session.execute(select(func.min(Article.id))).scalar()
         story = session.execute(select(func.max(Article.story_id))).scalar()
-        markers = session.execute(select(func.count()).where(
-            StoryBand.band == MARKER_BAND)).scalar()
+        markers = session.execute(
+            select(func.count()).where(StoryBand.band == MARKER_BAND)
+        ).scalar()
         bands = session.execute(select(func.count()).where(StoryBand.band >= 0)).scalar()
-        widest = session.execute(select(func.count()).group_by(
-            StoryBand.band, StoryBand.key).where(StoryBand.band >= 0)
-            .order_by(func.count().desc()).limit(1)).scalar()
+        widest = session.execute(
+            select(func.count())
+            .group_by(StoryBand.band, StoryBand.key)
+            .where(StoryBand.band >= 0)
+            .order_by(func.count().desc())
+            .limit(1)
+        ).scalar()
     assert stories == 1 and story == first  # the story id is the first copy's id
     assert markers == n
     assert widest <= BUCKET_TAIL  # a bucket keeps a few rows a day, not one per copy
     assert bands < n * BANDS // 4  # copies share most buckets: far below a row per band
     # The next day: 200 more copies join the same story, again about one comparison each.
     with session_scope(engine) as session:
-        insert_ignore(session, Article, _articles(feed_id, flood(200, start=n),
-                                                  DAY + dt.timedelta(days=1), "next"))
+        insert_ignore(
+            session,
+            Article,
+            _articles(feed_id, flood(200, start=n), DAY + dt.timedelta(days=1), "next"),
+        )
         counts = assign_story_ids(session)
     assert _grouping(counts) == {"stories_new": 0, "stories_joined": 200}
     assert counts["stories_keyed"] == 200 and counts["stories_compared"] <= 2 * 200
@@ -267,21 +293,23 @@ def test_articles_grouped_before_the_migration_are_keyed_once(engine) -> None:
     copies = syndicated_copies(6)
     with session_scope(engine) as session:
         feed_id = _feed_id(session)
-        old = insert_ignore(session, Article, _articles(feed_id, [copies[0], OTHER[0]],
-                                                        DAY, "old"))
-        session.execute(update(Article).where(Article.id.in_(old))
-                        .values(story_id=Article.id))
+        old = insert_ignore(session, Article, _articles(feed_id, [copies[0], OTHER[0]], DAY, "old"))
+        session.execute(update(Article).where(Article.id.in_(old)).values(story_id=Article.id))
         insert_ignore(session, Article, _articles(feed_id, copies[1:3], DAY, "new"))
         counts = assign_story_ids(session)
     assert _grouping(counts) == {"stories_new": 0, "stories_joined": 2}
     assert counts["stories_keyed"] == 4  # the two new and, lazily, the two old
     with session_scope(engine) as session:
-        keyed = set(session.execute(select(StoryBand.article_id)
-                                    .where(StoryBand.band == MARKER_BAND)).scalars())
+        keyed = set(
+            session.execute(
+                select(StoryBand.article_id).where(StoryBand.band == MARKER_BAND)
+            ).scalars()
+        )
         insert_ignore(session, Article, _articles(feed_id, copies[3:], DAY, "later"))
         counts = assign_story_ids(session)
-        stories = set(session.execute(select(Article.story_id)
-                                      .where(Article.guid.like("later-%"))).scalars())
+        stories = set(
+            session.execute(select(Article.story_id).where(Article.guid.like("later-%"))).scalars()
+        )
     assert keyed == set(old) | {old[1] + 1, old[1] + 2}
     assert counts["stories_keyed"] == 3 and counts["stories_joined"] == 3
     assert stories == {min(old)}
@@ -295,13 +323,13 @@ def test_store_and_memory_group_alike(engine, window_days: int) -> None:
     with session_scope(engine) as session:
         feed_id = _feed_id(session)
     for n, day in enumerate(days):
-        texts = [*copies[7 * n:7 * n + 7], OTHER[n]]
+        texts = [*copies[7 * n : 7 * n + 7], OTHER[n]]
         with session_scope(engine) as session:
             insert_ignore(session, Article, _articles(feed_id, texts, day, f"d{n}"))
             assign_story_ids(session, window_days=window_days)
     with session_scope(engine) as session:
-        rows = session.execute(select(Article.id, Article.day, Article.text, Article.story_id)
-                               .order_by(Article.id)).all()
-    expected = group_stories([StoryDoc(r.id, r.day, r.text) for r in rows],
-                             window_days=window_days)
+        rows = session.execute(
+            select(Article.id, Article.day, Article.text, Article.story_id).order_by(Article.id)
+        ).all()
+    expected = group_stories([StoryDoc(r.id, r.day, r.text) for r in rows], window_days=window_days)
     assert {r.id: r.story_id for r in rows} == expected

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -72,7 +73,7 @@ def test_no_dev_sentence_is_a_seed_sentence(devset: list[LabelledSentence]) -> N
 
 def test_refs_file_is_well_formed() -> None:
     refs = read_refs(DEFAULT_REFS)
-    assert all(len(ref.sha1) == 10 and int(ref.sha1, 16) >= 0 for ref in refs)
+    assert all(re.fullmatch(r"[0-9a-f]{10}", ref.sha1) for ref in refs)
     assert all(ref.reason for ref in refs)
     places = Counter((ref.feed, ref.entry_id, ref.field, ref.sentence) for ref in refs)
     assert [place for place, n in places.items() if n > 1] == []

@@ -72,31 +72,51 @@ def refused_url() -> str:
 
 
 def limits(**changes: Any) -> HttpLimits:
-    values: dict[str, Any] = {"connect_timeout": 2.0, "read_timeout": 2.0, "retries": 2,
-                              "backoff": 0.25, "user_agent": "escmon-test/1.0 (+https://e.test)"}
+    values: dict[str, Any] = {
+        "connect_timeout": 2.0,
+        "read_timeout": 2.0,
+        "retries": 2,
+        "backoff": 0.25,
+        "user_agent": "escmon-test/1.0 (+https://e.test)",
+    }
     return HttpLimits(**(values | changes))
 
 
 def settings_for(tmp_path: Path, db_url: str = "sqlite://", **changes: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": db_url, "feeds_file": tmp_path / "feeds.toml", "offline": False,
-        "http_connect_timeout": 2.0, "http_read_timeout": 2.0, "http_retries": 1,
-        "http_backoff": 0.01, "user_agent": "escmon-test/1.0 (+https://e.test)",
+        "database_url": db_url,
+        "feeds_file": tmp_path / "feeds.toml",
+        "offline": False,
+        "http_connect_timeout": 2.0,
+        "http_read_timeout": 2.0,
+        "http_retries": 1,
+        "http_backoff": 0.01,
+        "user_agent": "escmon-test/1.0 (+https://e.test)",
     }
     return Settings(**(values | changes))
 
 
 def rss(*items: str, title: str = "Test feed", language: str = "en") -> bytes:
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>{title}</title><link>http://example.test/</link>"
-            f"<language>{language}</language>{''.join(items)}</channel></rss>").encode()
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{title}</title><link>http://example.test/</link>"
+        f"<language>{language}</language>{''.join(items)}</channel></rss>"
+    ).encode()
 
 
-def item(guid: str, title: str, description: str = "", *, link: str | None = None,
-         date: str = "Sat, 10 Aug 2024 09:00:00 GMT") -> str:
+def item(
+    guid: str,
+    title: str,
+    description: str = "",
+    *,
+    link: str | None = None,
+    date: str = "Sat, 10 Aug 2024 09:00:00 GMT",
+) -> str:
     link_xml = f"<link>{link}</link>" if link else ""
-    return (f"<item><title>{title}</title>{link_xml}<guid isPermaLink=\"false\">{guid}</guid>"
-            f"<description>{description}</description><pubDate>{date}</pubDate></item>")
+    return (
+        f'<item><title>{title}</title>{link_xml}<guid isPermaLink="false">{guid}</guid>'
+        f"<description>{description}</description><pubDate>{date}</pubDate></item>"
+    )
 
 
 def fetch_now(url: str, sleeps: list[float] | None = None, **changes: Any):
@@ -111,7 +131,8 @@ def fetch_now(url: str, sleeps: list[float] | None = None, **changes: Any):
 def test_fetch_sends_user_agent_accepts_gzip_and_decodes_it(site: Site) -> None:
     body = rss(item("a", "A title", "Some text"))
     site.routes["/gz.xml"] = lambda _r: Response(
-        gzip.compress(body), headers={"Content-Encoding": "gzip", "Content-Type": "text/xml"})
+        gzip.compress(body), headers={"Content-Encoding": "gzip", "Content-Type": "text/xml"}
+    )
     result = fetch_now(site.url("/gz.xml"))
     assert result.ok and result.body == body
     sent = site.requests("/gz.xml")[0]
@@ -124,8 +145,13 @@ def test_conditional_get_sends_validators_and_reads_304(site: Site) -> None:
     first = fetch_now(site.url("/f.xml"))
     lim = limits()
     with make_client(lim) as client:
-        second = fetch(client, site.url("/f.xml"), lim, etag=first.headers["etag"],
-                       last_modified=first.headers["last-modified"])
+        second = fetch(
+            client,
+            site.url("/f.xml"),
+            lim,
+            etag=first.headers["etag"],
+            last_modified=first.headers["last-modified"],
+        )
     assert second.not_modified and not second.ok and second.body == b""
     sent = site.requests("/f.xml")[1]
     assert sent["If-None-Match"] == first.headers["etag"]
@@ -138,18 +164,24 @@ def test_body_over_the_cap_is_aborted(site: Site, how: str) -> None:
     if how == "content-length":
         site.routes["/big"] = lambda _r: Response(big)
     elif how == "streamed":  # no Content-Length: chunked, counted while reading
-        site.routes["/big"] = lambda _r: Response(iter([big[i:i + 8192]
-                                                         for i in range(0, len(big), 8192)]))
+        site.routes["/big"] = lambda _r: Response(
+            iter([big[i : i + 8192] for i in range(0, len(big), 8192)])
+        )
     else:
-        site.routes["/big"] = lambda _r: Response(gzip.compress(big),
-                                                  headers={"Content-Encoding": "gzip"})
+        site.routes["/big"] = lambda _r: Response(
+            gzip.compress(big), headers={"Content-Encoding": "gzip"}
+        )
     result = fetch_now(site.url("/big"), max_bytes=100_000)
     assert not result.ok and "cap of 100000 bytes" in (result.error or "")
 
 
 def test_5xx_is_retried_with_backoff(site: Site) -> None:
-    site.sequence("/flaky", lambda: Response("down", status=503),
-                  lambda: Response("down", status=500), lambda: Response(rss(item("a", "A"))))
+    site.sequence(
+        "/flaky",
+        lambda: Response("down", status=503),
+        lambda: Response("down", status=500),
+        lambda: Response(rss(item("a", "A"))),
+    )
     sleeps: list[float] = []
     result = fetch_now(site.url("/flaky"), sleeps)
     assert result.ok and result.attempts == 3
@@ -157,13 +189,17 @@ def test_5xx_is_retried_with_backoff(site: Site) -> None:
 
 
 def test_429_honours_retry_after_and_gives_up_on_long_waits(site: Site) -> None:
-    site.sequence("/busy", lambda: Response("slow down", status=429, headers={"Retry-After": "3"}),
-                  lambda: Response(rss(item("a", "A"))))
+    site.sequence(
+        "/busy",
+        lambda: Response("slow down", status=429, headers={"Retry-After": "3"}),
+        lambda: Response(rss(item("a", "A"))),
+    )
     sleeps: list[float] = []
     assert fetch_now(site.url("/busy"), sleeps).ok
     assert sleeps == [3.0]
-    site.routes["/busier"] = lambda _r: Response("later", status=429,
-                                                 headers={"Retry-After": "3600"})
+    site.routes["/busier"] = lambda _r: Response(
+        "later", status=429, headers={"Retry-After": "3600"}
+    )
     sleeps.clear()
     result = fetch_now(site.url("/busier"), sleeps)
     assert result.error == "HTTP 429 TOO MANY REQUESTS" and result.retry_after == 3600.0
@@ -215,9 +251,14 @@ def test_parse_retry_after() -> None:
 
 def test_billion_laughs_is_not_expanded() -> None:
     started = time.perf_counter()
-    parsed, entries, _ = read_feed((DATA / "billion_laughs.xml").read_bytes(),
-                                   url="http://e.test/f", headers={}, name="x",
-                                   language=None, fetched_at=NOW)
+    parsed, entries, _ = read_feed(
+        (DATA / "billion_laughs.xml").read_bytes(),
+        url="http://e.test/f",
+        headers={},
+        name="x",
+        language=None,
+        fetched_at=NOW,
+    )
     assert time.perf_counter() - started < 1
     assert entries[0].title == "Bomb &lol9;"  # the reference stays as text
     assert "lollol" not in entries[0].text
@@ -225,9 +266,14 @@ def test_billion_laughs_is_not_expanded() -> None:
 
 
 def test_external_entities_are_never_resolved() -> None:
-    parsed, entries, _ = read_feed((DATA / "external_entity.xml").read_bytes(),
-                                   url="http://e.test/f", headers={}, name="x",
-                                   language=None, fetched_at=NOW)
+    parsed, entries, _ = read_feed(
+        (DATA / "external_entity.xml").read_bytes(),
+        url="http://e.test/f",
+        headers={},
+        name="x",
+        language=None,
+        fetched_at=NOW,
+    )
     assert entries[0].title == "Secrets: &xxe;"
     assert "root:" not in entries[0].text
     assert "DOCTYPE internal subset removed" in (parsed.warning or "")
@@ -236,12 +282,17 @@ def test_external_entities_are_never_resolved() -> None:
 def test_a_huge_safe_entity_is_not_expanded() -> None:
     # feedparser keeps "safe" entities (no '&' in the value); its loose parser would expand
     # this one to 200 MB. The guard removes the declaration first.
-    body = (b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY a "' + b"A" * 200_000
-            + b'">\n]>\n<rss version="2.0"><channel><item><title>' + b"&a;" * 1000
-            + b"</title><guid>g</guid></item></channel></rss")  # unclosed: loose parser
+    body = (
+        b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY a "'
+        + b"A" * 200_000
+        + b'">\n]>\n<rss version="2.0"><channel><item><title>'
+        + b"&a;" * 1000
+        + b"</title><guid>g</guid></item></channel></rss"
+    )  # unclosed: loose parser
     started = time.perf_counter()
-    _, entries, _ = read_feed(body, url="http://e.test/f", headers={}, name="x",
-                              language=None, fetched_at=NOW)
+    _, entries, _ = read_feed(
+        body, url="http://e.test/f", headers={}, name="x", language=None, fetched_at=NOW
+    )
     assert time.perf_counter() - started < 2
     assert len(entries[0].title) == 3000
 
@@ -266,8 +317,10 @@ def test_the_guard_handles_utf16_and_leaves_plain_documents_alone() -> None:
     doc = '\ufeff<?xml version="1.0" encoding="utf-16"?><!DOCTYPE rss [<!ENTITY e "x">]><rss/>'
     cleaned, warning = strip_internal_subset(doc.encode("utf-16-le"))
     assert warning is not None
-    assert cleaned.decode("utf-16-le") == '\ufeff<?xml version="1.0" encoding="utf-16"?>' \
+    assert (
+        cleaned.decode("utf-16-le") == '\ufeff<?xml version="1.0" encoding="utf-16"?>'
         "<!DOCTYPE rss ><rss/>"
+    )
     plain = b'<?xml version="1.0"?>\n<!DOCTYPE rss SYSTEM "http://e.test/rss.dtd">\n<rss/>'
     assert strip_internal_subset(plain) == (plain, None)
 
@@ -295,13 +348,21 @@ def test_canonical_url(link: str, expected: str | None) -> None:
 
 
 def test_normalize_language() -> None:
-    assert [normalize_language(c) for c in ("en-US", "en_us", "IT-it", "ru", "", None, "x1")] == \
-        ["en", "en", "it", "ru", None, None, None]
+    assert [normalize_language(c) for c in ("en-US", "en_us", "IT-it", "ru", "", None, "x1")] == [
+        "en",
+        "en",
+        "it",
+        "ru",
+        None,
+        None,
+        None,
+    ]
 
 
 def test_not_a_feed_is_an_error_but_ill_formed_feeds_keep_their_entries() -> None:
-    page = parse_feed(b"<html><head><title>Captcha</title></head><body>no</body></html>",
-                      url="http://e.test/")
+    page = parse_feed(
+        b"<html><head><title>Captcha</title></head><body>no</body></html>", url="http://e.test/"
+    )
     assert page.error is not None and page.error.startswith("not a feed")
     broken = rss(item("a", "First", "ok"), item("b", "Second & third", "raw ampersand"))
     parsed = parse_feed(broken, url="http://e.test/")
@@ -310,10 +371,12 @@ def test_not_a_feed_is_an_error_but_ill_formed_feeds_keep_their_entries() -> Non
 
 
 def test_undeclared_cyrillic_charset_is_detected() -> None:
-    body = ('<rss version="2.0"><channel><title>Новости</title><item><title>Как пережить '
-            "новогоднюю ночь</title><description>Наверное, единственное, во что сегодня можно "
-            "верить безоговорочно, так это в то, что Новый год обязательно наступит."
-            "</description><guid>g</guid></item></channel></rss>").encode("koi8-r")
+    body = (
+        '<rss version="2.0"><channel><title>Новости</title><item><title>Как пережить '
+        "новогоднюю ночь</title><description>Наверное, единственное, во что сегодня можно "
+        "верить безоговорочно, так это в то, что Новый год обязательно наступит."
+        "</description><guid>g</guid></item></channel></rss>"
+    ).encode("koi8-r")
     assert feedparser.parse(body).entries[0].title != "Как пережить новогоднюю ночь"
     parsed = parse_feed(body, url="http://e.test/")
     assert parsed.entries[0].title == "Как пережить новогоднюю ночь"
@@ -331,19 +394,25 @@ def test_published_time_fallbacks() -> None:
     assert entry_published(_raw(updated_parsed=t), NOW) == (nine, "updated")
     assert entry_published(_raw(), NOW) == (NOW, "fetched")
     assert entry_published(_raw(published_parsed=late), NOW) == (NOW, "fetched")  # future
-    assert entry_published(_raw(published="Seg, 24 Set 2018 19:42:40 -0300",
-                                published_parsed=None), NOW) == \
-        (dt.datetime(2018, 9, 24, 22, 42, 40, tzinfo=dt.UTC), "published")
+    assert entry_published(
+        _raw(published="Seg, 24 Set 2018 19:42:40 -0300", published_parsed=None), NOW
+    ) == (dt.datetime(2018, 9, 24, 22, 42, 40, tzinfo=dt.UTC), "published")
     pm = time.strptime("2023-12-16 02:02:33", "%Y-%m-%d %H:%M:%S")
-    assert entry_published(_raw(published="Sat, Dec 16 2023 02:02:33 PM",
-                                published_parsed=pm), NOW)[0].hour == 14
+    assert (
+        entry_published(_raw(published="Sat, Dec 16 2023 02:02:33 PM", published_parsed=pm), NOW)[
+            0
+        ].hour
+        == 14
+    )
 
 
 def test_parse_localized_date() -> None:
-    assert parse_localized_date("mer, 16 nov 2022 00:38:15 +0100") == \
-        dt.datetime(2022, 11, 15, 23, 38, 15, tzinfo=dt.UTC)
-    assert parse_localized_date("12 marzo 2024 10:00:00 GMT") == \
-        dt.datetime(2024, 3, 12, 10, 0, tzinfo=dt.UTC)
+    assert parse_localized_date("mer, 16 nov 2022 00:38:15 +0100") == dt.datetime(
+        2022, 11, 15, 23, 38, 15, tzinfo=dt.UTC
+    )
+    assert parse_localized_date("12 marzo 2024 10:00:00 GMT") == dt.datetime(
+        2024, 3, 12, 10, 0, tzinfo=dt.UTC
+    )
     assert parse_localized_date("someday") is None
 
 
@@ -356,31 +425,48 @@ def test_repair_mojibake() -> None:
 
 def test_detect_language() -> None:
     assert detect_language("Russia said on Monday that the talks with Ukraine were over.") == "en"
-    assert detect_language("Министерство обороны России заявило в понедельник, что войска "
-                           "отведены от границы.", "en") == "ru"
+    assert (
+        detect_language(
+            "Министерство обороны России заявило в понедельник, что войска отведены от границы.",
+            "en",
+        )
+        == "ru"
+    )
     assert detect_language("Kyiv", "uk") == "uk"  # too short to overrule the declared language
     assert detect_language("", "pl") == "pl"
 
 
 def test_normalize_entry_builds_title_blank_line_body() -> None:
-    raw = _raw(id=" g1 ", title="A <b>bold</b> &amp; big   title", link="/a?utm_source=x",
-               summary="<p>Short summary.</p><script>evil()</script>",
-               content=[{"value": "<p>The longer content of the entry.</p><p>Second.</p>"}],
-               published_parsed=time.strptime("2024-08-09", "%Y-%m-%d"), language="en-GB")
-    entry = normalize_entry(raw, feed_url="https://e.test/feed", fetched_at=NOW,
-                            publisher="Pub", language_hint="de")
+    raw = _raw(
+        id=" g1 ",
+        title="A <b>bold</b> &amp; big   title",
+        link="/a?utm_source=x",
+        summary="<p>Short summary.</p><script>evil()</script>",
+        content=[{"value": "<p>The longer content of the entry.</p><p>Second.</p>"}],
+        published_parsed=time.strptime("2024-08-09", "%Y-%m-%d"),
+        language="en-GB",
+    )
+    entry = normalize_entry(
+        raw, feed_url="https://e.test/feed", fetched_at=NOW, publisher="Pub", language_hint="de"
+    )
     assert not isinstance(entry, Rejection)
     assert (entry.guid, entry.url) == ("g1", "https://e.test/a")
     assert entry.title == "A bold & big title"
     assert entry.summary == "Short summary."
     assert entry.text == "A bold & big title\n\nThe longer content of the entry.\n\nSecond."
     assert (entry.text_source, entry.language_hint) == ("content", "en")
-    only_title = normalize_entry(_raw(title="Same", summary="Same", link="http://e.test/x"),
-                                 feed_url="", fetched_at=NOW, publisher="P", language_hint=None)
+    only_title = normalize_entry(
+        _raw(title="Same", summary="Same", link="http://e.test/x"),
+        feed_url="",
+        fetched_at=NOW,
+        publisher="P",
+        language_hint=None,
+    )
     assert not isinstance(only_title, Rejection)
     assert (only_title.text, only_title.guid) == ("Same", "http://e.test/x")
-    empty = normalize_entry(_raw(link="http://e.test/y"), feed_url="", fetched_at=NOW,
-                            publisher="P", language_hint=None)
+    empty = normalize_entry(
+        _raw(link="http://e.test/y"), feed_url="", fetched_at=NOW, publisher="P", language_hint=None
+    )
     assert empty == Rejection("http://e.test/y", "no title and no text")
 
 
@@ -388,10 +474,12 @@ def test_process_feed_never_raises(site: Site) -> None:
     site.feed("/html", b"<html><body>Not a feed</body></html>", content_type="text/html")
     lim = limits()
     with make_client(lim) as client:
-        outcome = process_feed(client, FeedJob(1, "x", site.url("/html")), lim, now=NOW,
-                               sleep=lambda _s: None)
-        bad_url = process_feed(client, FeedJob(2, "y", "http://[::1"), lim, now=NOW,
-                               sleep=lambda _s: None)
+        outcome = process_feed(
+            client, FeedJob(1, "x", site.url("/html")), lim, now=NOW, sleep=lambda _s: None
+        )
+        bad_url = process_feed(
+            client, FeedJob(2, "y", "http://[::1"), lim, now=NOW, sleep=lambda _s: None
+        )
     assert outcome.status == "failed" and outcome.error.startswith("not a feed")
     assert bad_url.status == "failed" and bad_url.error.startswith("invalid URL")
 
@@ -414,32 +502,62 @@ def feed_row(engine, name: str) -> Feed:
 
 
 def two_feeds(site: Site, *, etag: bool = True) -> None:
-    site.feed("/one.xml", rss(
-        item("1-a", "Belarus moves troops to the border",
-             "Belarus said on Saturday that it had moved troops to the border with Ukraine.",
-             link="/news/a?utm_source=rss"),
-        item("1-b", "Poland signs air defence deal",
-             "Poland signed a contract for new air defence systems on Friday.",
-             date="Fri, 09 Aug 2024 22:30:00 +0300"),
-        title="Feed One"), etag=etag)
-    site.feed("/two.xml", rss(
-        item("2-a", "Москва заявила о переговорах",
-             "Министерство иностранных дел России заявило, что переговоры продолжатся.",
-             link="/ru/1"),
-        title="Feed Two", language="ru"), etag=etag)
+    site.feed(
+        "/one.xml",
+        rss(
+            item(
+                "1-a",
+                "Belarus moves troops to the border",
+                "Belarus said on Saturday that it had moved troops to the border with Ukraine.",
+                link="/news/a?utm_source=rss",
+            ),
+            item(
+                "1-b",
+                "Poland signs air defence deal",
+                "Poland signed a contract for new air defence systems on Friday.",
+                date="Fri, 09 Aug 2024 22:30:00 +0300",
+            ),
+            title="Feed One",
+        ),
+        etag=etag,
+    )
+    site.feed(
+        "/two.xml",
+        rss(
+            item(
+                "2-a",
+                "Москва заявила о переговорах",
+                "Министерство иностранных дел России заявило, что переговоры продолжатся.",
+                link="/ru/1",
+            ),
+            title="Feed Two",
+            language="ru",
+        ),
+        etag=etag,
+    )
 
 
 def test_ingest_twice_stores_once_and_sends_conditional_requests(tmp_path, engine, site) -> None:
     two_feeds(site)
     settings = settings_for(tmp_path)
-    register(settings, FeedSpec("one", site.url("/one.xml"), fulltext="never"),
-             FeedSpec("two", site.url("/two.xml"), language="ru", fulltext="never"))
+    register(
+        settings,
+        FeedSpec("one", site.url("/one.xml"), fulltext="never"),
+        FeedSpec("two", site.url("/two.xml"), language="ru", fulltext="never"),
+    )
     first = ingest_feeds(engine, settings, day=DAY, now=NOW)
-    assert (first["feeds_total"], first["feeds_ok"], first["entries_seen"],
-            first["articles_new"]) == (2, 2, 3, 3)
+    assert (
+        first["feeds_total"],
+        first["feeds_ok"],
+        first["entries_seen"],
+        first["articles_new"],
+    ) == (2, 2, 3, 3)
     second = ingest_feeds(engine, settings, day=DAY, now=NOW + dt.timedelta(hours=1))
-    assert (second["feeds_not_modified"], second["articles_new"], second["entries_seen"]) == \
-        (2, 0, 0)
+    assert (second["feeds_not_modified"], second["articles_new"], second["entries_seen"]) == (
+        2,
+        0,
+        0,
+    )
     assert all("If-None-Match" in h for h in site.requests("/one.xml")[1:])
     assert len(articles(engine)) == 3
 
@@ -447,28 +565,45 @@ def test_ingest_twice_stores_once_and_sends_conditional_requests(tmp_path, engin
 def test_second_run_without_conditional_support_stores_nothing(tmp_path, engine, site) -> None:
     two_feeds(site, etag=False)
     settings = settings_for(tmp_path)
-    register(settings, FeedSpec("one", site.url("/one.xml"), fulltext="never"),
-             FeedSpec("two", site.url("/two.xml"), fulltext="never"))
+    register(
+        settings,
+        FeedSpec("one", site.url("/one.xml"), fulltext="never"),
+        FeedSpec("two", site.url("/two.xml"), fulltext="never"),
+    )
     assert ingest_feeds(engine, settings, day=DAY, now=NOW)["articles_new"] == 3
     second = ingest_feeds(engine, settings, day=DAY, now=NOW)
-    assert (second["feeds_ok"], second["entries_seen"], second["entries_known"],
-            second["articles_new"], second["rejected"]) == (2, 3, 3, 0, 0)
+    assert (
+        second["feeds_ok"],
+        second["entries_seen"],
+        second["entries_known"],
+        second["articles_new"],
+        second["rejected"],
+    ) == (2, 3, 3, 0, 0)
 
 
 def test_stored_article_fields(tmp_path, engine, site) -> None:
     two_feeds(site)
     settings = settings_for(tmp_path)
-    register(settings, FeedSpec("one", site.url("/one.xml"), fulltext="never"),
-             FeedSpec("two", site.url("/two.xml"), fulltext="never"))
+    register(
+        settings,
+        FeedSpec("one", site.url("/one.xml"), fulltext="never"),
+        FeedSpec("two", site.url("/two.xml"), fulltext="never"),
+    )
     counts = ingest_feeds(engine, settings, day=DAY, now=NOW)
     assert counts["stories_new"] == 3
     by_guid = {a.guid: a for a in articles(engine)}
     a = by_guid["1-a"]
     assert a.url == site.url("/news/a")  # resolved against the feed URL, tracking dropped
-    assert a.text == ("Belarus moves troops to the border\n\nBelarus said on Saturday that it "
-                      "had moved troops to the border with Ukraine.")
-    assert (a.publisher, a.language, a.text_source, a.published_source) == \
-        ("Feed One", "en", "summary", "published")
+    assert a.text == (
+        "Belarus moves troops to the border\n\nBelarus said on Saturday that it "
+        "had moved troops to the border with Ukraine."
+    )
+    assert (a.publisher, a.language, a.text_source, a.published_source) == (
+        "Feed One",
+        "en",
+        "summary",
+        "published",
+    )
     assert a.day == DAY and a.story_id == a.id and a.fulltext_error is None
     b = by_guid["1-b"]  # 22:30 at +03:00 is 19:30 UTC the same day
     assert b.day == dt.date(2024, 8, 9) and b.url is None
@@ -481,34 +616,57 @@ def test_stored_article_fields(tmp_path, engine, site) -> None:
 def test_duplicates_across_feeds_are_rejected_with_a_reason(tmp_path, engine, site) -> None:
     body = "Belarus said on Saturday that it had moved troops to the border with Ukraine."
     site.feed("/a.xml", rss(item("a1", "Troops moved", body, link="http://news.test/story")))
-    site.feed("/b.xml", rss(item("b1", "Troops moved (copy)", "Other text entirely here.",
-                                 link="http://news.test/story?utm_campaign=x"),
-                            item("b2", "Troops moved", body, link="http://mirror.test/s")))
+    site.feed(
+        "/b.xml",
+        rss(
+            item(
+                "b1",
+                "Troops moved (copy)",
+                "Other text entirely here.",
+                link="http://news.test/story?utm_campaign=x",
+            ),
+            item("b2", "Troops moved", body, link="http://mirror.test/s"),
+        ),
+    )
     settings = settings_for(tmp_path)
-    register(settings, FeedSpec("a", site.url("/a.xml"), fulltext="never"),
-             FeedSpec("b", site.url("/b.xml"), fulltext="never"))
+    register(
+        settings,
+        FeedSpec("a", site.url("/a.xml"), fulltext="never"),
+        FeedSpec("b", site.url("/b.xml"), fulltext="never"),
+    )
     counts = ingest_feeds(engine, settings, day=DAY, now=NOW)
     assert (counts["articles_new"], counts["rejected"]) == (1, 2)
     with session_scope(engine) as session:
-        reasons = {key: reason for key, reason in session.execute(
-            select(RejectedEntry.entry_key, RejectedEntry.reason))}
+        reasons = {
+            key: reason
+            for key, reason in session.execute(
+                select(RejectedEntry.entry_key, RejectedEntry.reason)
+            )
+        }
     assert reasons["b1"].startswith("duplicate URL")
     assert reasons["b2"].startswith("duplicate content")
     again = ingest_feeds(engine, settings, day=DAY, now=NOW + dt.timedelta(hours=1))
     assert (again["articles_new"], again["rejected"]) == (0, 0)
 
 
-def test_a_failing_feed_is_recorded_backed_off_and_never_fails_the_run(tmp_path, engine,
-                                                                      site) -> None:
+def test_a_failing_feed_is_recorded_backed_off_and_never_fails_the_run(
+    tmp_path, engine, site
+) -> None:
     two_feeds(site)
     settings = settings_for(tmp_path)
-    register(settings, FeedSpec("one", site.url("/one.xml"), fulltext="never"),
-             FeedSpec("gone", site.url("/gone.xml")))
+    register(
+        settings,
+        FeedSpec("one", site.url("/one.xml"), fulltext="never"),
+        FeedSpec("gone", site.url("/gone.xml")),
+    )
     counts = ingest_feeds(engine, settings, day=DAY, now=NOW)
     assert (counts["feeds_ok"], counts["feeds_failed"], counts["articles_new"]) == (1, 1, 2)
     gone = feed_row(engine, "gone")
-    assert (gone.last_status, gone.last_error, gone.consecutive_failures) == \
-        (404, "HTTP 404 NOT FOUND", 1)
+    assert (gone.last_status, gone.last_error, gone.consecutive_failures) == (
+        404,
+        "HTTP 404 NOT FOUND",
+        1,
+    )
     assert gone.next_attempt_at.replace(tzinfo=dt.UTC) == NOW + dt.timedelta(minutes=15)
     soon = ingest_feeds(engine, settings, day=DAY, now=NOW + dt.timedelta(minutes=5))
     assert (soon["feeds_waiting"], soon["feeds_due"]) == (1, 1)
@@ -543,13 +701,15 @@ def test_missing_registry_means_no_feeds(tmp_path, engine) -> None:
     assert counts["feeds_total"] == 0 and counts["articles_new"] == 0
 
 
-def test_registry_sync_disables_removed_feeds_and_resets_moved_ones(tmp_path, engine,
-                                                                    site) -> None:
+def test_registry_sync_disables_removed_feeds_and_resets_moved_ones(tmp_path, engine, site) -> None:
     two_feeds(site)
     settings = settings_for(tmp_path)
-    register(settings, FeedSpec("one", site.url("/one.xml"), fulltext="never"),
-             FeedSpec("two", site.url("/two.xml"), fulltext="never"),
-             FeedSpec("off", site.url("/off.xml"), enabled=False))
+    register(
+        settings,
+        FeedSpec("one", site.url("/one.xml"), fulltext="never"),
+        FeedSpec("two", site.url("/two.xml"), fulltext="never"),
+        FeedSpec("off", site.url("/off.xml"), enabled=False),
+    )
     ingest_feeds(engine, settings, day=DAY, now=NOW)
     assert site.requests("/off.xml") == []
     assert feed_row(engine, "one").etag is not None
@@ -563,13 +723,18 @@ def test_registry_sync_disables_removed_feeds_and_resets_moved_ones(tmp_path, en
 
 
 def test_fulltext_auto_fetches_pages_for_short_entries(tmp_path, engine, site) -> None:
-    site.routes["/article"] = lambda _r: Response((DATA / "article.html").read_bytes(),
-                                                  content_type="text/html; charset=utf-8")
+    site.routes["/article"] = lambda _r: Response(
+        (DATA / "article.html").read_bytes(), content_type="text/html; charset=utf-8"
+    )
     title = "Belarus moves troops to Ukrainian border after drone incident"
-    site.feed("/ft.xml", rss(
-        item("ok", title, "Short teaser.", link="/article"),
-        item("missing", "A page that is gone", "Another teaser.", link="/missing"),
-        item("nolink", "No link at all", "A third teaser.")))
+    site.feed(
+        "/ft.xml",
+        rss(
+            item("ok", title, "Short teaser.", link="/article"),
+            item("missing", "A page that is gone", "Another teaser.", link="/missing"),
+            item("nolink", "No link at all", "A third teaser."),
+        ),
+    )
     settings = settings_for(tmp_path)
     register(settings, FeedSpec("ft", site.url("/ft.xml"), fulltext="auto"))
     counts = ingest_feeds(engine, settings, day=DAY, now=NOW)
@@ -602,12 +767,19 @@ def test_fulltext_never_fetches_no_pages(tmp_path, engine, site) -> None:
 
 def test_check_feed_reports_status_entries_and_problems(tmp_path, site) -> None:
     site.feed("/good.xml", rss(item("a", "A title", "Text.")))
-    site.feed("/undated.xml", rss(item("a", "A title", "Text.", date=""),
-                                  "<item><link>http://e.test/x</link></item>"))
+    site.feed(
+        "/undated.xml",
+        rss(item("a", "A title", "Text.", date=""), "<item><link>http://e.test/x</link></item>"),
+    )
     settings = settings_for(tmp_path)
     good = check_feed(site.url("/good.xml"), settings)
-    assert (good.status, good.entries, good.problems, good.http_status, good.title) == \
-        ("ok", 1, [], 200, "Test feed")
+    assert (good.status, good.entries, good.problems, good.http_status, good.title) == (
+        "ok",
+        1,
+        [],
+        200,
+        "Test feed",
+    )
     assert good.elapsed > 0
     undated = check_feed(site.url("/undated.xml"), settings)
     assert undated.status == "warning" and undated.entries == 2
@@ -646,8 +818,9 @@ def test_feeds_are_fetched_concurrently_within_the_bound(tmp_path, engine, site)
     for n in range(6):
         site.routes[f"/c{n}.xml"] = handler
     settings = settings_for(tmp_path, http_concurrency=2)
-    register(settings, *[FeedSpec(f"c{n}", site.url(f"/c{n}.xml"), fulltext="never")
-                         for n in range(6)])
+    register(
+        settings, *[FeedSpec(f"c{n}", site.url(f"/c{n}.xml"), fulltext="never") for n in range(6)]
+    )
 
     class Progress:
         def __init__(self) -> None:

@@ -60,8 +60,9 @@ def corpus() -> Iterator[Site]:
         body = path.read_bytes()
         headers = simulated_headers(body) if path.parent.name == "odd" else {}
         content_type = headers.pop("Content-Type", "application/rss+xml")
-        site.feed(f"/{path.parent.name}/{path.name}", body, content_type=content_type,
-                  headers=headers)
+        site.feed(
+            f"/{path.parent.name}/{path.name}", body, content_type=content_type, headers=headers
+        )
     site.feed("/feeds/relative_links.xml", (DATA / "relative_links.xml").read_bytes())
     site.server.start()
     yield site
@@ -70,35 +71,57 @@ def corpus() -> Iterator[Site]:
 
 def settings_for(tmp_path: Path, db_url: str, **changes: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": db_url, "feeds_file": tmp_path / "feeds.toml", "offline": False,
-        "http_connect_timeout": 2.0, "http_read_timeout": 2.0, "http_retries": 1,
-        "http_backoff": 0.01, "user_agent": "escmon-test/1.0 (+https://e.test)",
+        "database_url": db_url,
+        "feeds_file": tmp_path / "feeds.toml",
+        "offline": False,
+        "http_connect_timeout": 2.0,
+        "http_read_timeout": 2.0,
+        "http_retries": 1,
+        "http_backoff": 0.01,
+        "user_agent": "escmon-test/1.0 (+https://e.test)",
     }
     return Settings(**(values | changes))
 
 
-def ingest(tmp_path: Path, db_url: str, engine, site: Site, paths: list[Path],
-           now: dt.datetime = NOW, **changes: Any) -> dict[str, int]:
+def ingest(
+    tmp_path: Path,
+    db_url: str,
+    engine,
+    site: Site,
+    paths: list[Path],
+    now: dt.datetime = NOW,
+    **changes: Any,
+) -> dict[str, int]:
     settings = settings_for(tmp_path, db_url, **changes)
-    save_registry(settings.feeds_file, [
-        FeedSpec(feed_name(p), site.url(f"/{p.parent.name}/{p.name}"), fulltext="never")
-        for p in paths
-    ])
+    save_registry(
+        settings.feeds_file,
+        [
+            FeedSpec(feed_name(p), site.url(f"/{p.parent.name}/{p.name}"), fulltext="never")
+            for p in paths
+        ],
+    )
     return ingest_feeds(engine, settings, day=now.date(), now=now, sleep=lambda _s: None)
 
 
 def stored(engine, name: str) -> list[Article]:
     with session_scope(engine) as session:
-        return list(session.execute(
-            select(Article).join(Feed, Feed.id == Article.feed_id).where(Feed.name == name)
-            .order_by(Article.id)).scalars())
+        return list(
+            session.execute(
+                select(Article)
+                .join(Feed, Feed.id == Article.feed_id)
+                .where(Feed.name == name)
+                .order_by(Article.id)
+            ).scalars()
+        )
 
 
 def rejected(engine, name: str) -> dict[str, str]:
     with session_scope(engine) as session:
         rows = session.execute(
             select(RejectedEntry.entry_key, RejectedEntry.reason)
-            .join(Feed, Feed.id == RejectedEntry.feed_id).where(Feed.name == name))
+            .join(Feed, Feed.id == RejectedEntry.feed_id)
+            .where(Feed.name == name)
+        )
         return {key: reason for key, reason in rows}
 
 
@@ -120,8 +143,9 @@ def test_every_file_ingests_and_every_real_entry_is_stored_or_rejected(
     counts = ingest(tmp_path, db_url, engine, corpus, [*REAL, *ODD])
     assert counts["feeds_total"] == counts["feeds_due"] == len(REAL) + len(ODD)
     with session_scope(engine) as session:
-        failed = set(session.execute(select(Feed.name).where(Feed.last_error.is_not(None)))
-                     .scalars())
+        failed = set(
+            session.execute(select(Feed.name).where(Feed.last_error.is_not(None))).scalars()
+        )
         total = session.execute(select(func.count()).select_from(Article)).scalar_one()
     assert failed == NOT_FEEDS
     assert counts["feeds_failed"] == len(NOT_FEEDS)
@@ -132,8 +156,9 @@ def test_every_file_ingests_and_every_real_entry_is_stored_or_rejected(
         url = corpus.url(f"/real/{path.name}")
         keys = set()
         for raw in feedparser.parse(path.read_bytes()).entries:  # feedparser's own reading
-            entry = normalize_entry(raw, feed_url=url, fetched_at=NOW, publisher="",
-                                    language_hint=None)
+            entry = normalize_entry(
+                raw, feed_url=url, fetched_at=NOW, publisher="", language_hint=None
+            )
             keys.add(entry.key if isinstance(entry, Rejection) else entry.guid)
         kept = {article.guid for article in stored(engine, name)}
         dropped = rejected(engine, name)
@@ -141,11 +166,10 @@ def test_every_file_ingests_and_every_real_entry_is_stored_or_rejected(
         assert not kept & set(dropped), name
         assert all(dropped.values()), name  # every rejection says why
     # Second run: every server supports ETags, so every feed answers 304 and nothing is new.
-    again = ingest(tmp_path, db_url, engine, corpus, [*REAL, *ODD],
-                   now=NOW + dt.timedelta(days=1))
+    again = ingest(tmp_path, db_url, engine, corpus, [*REAL, *ODD], now=NOW + dt.timedelta(days=1))
     assert again["feeds_not_modified"] == counts["feeds_ok"]
     assert (again["articles_new"], again["rejected"], again["entries_seen"]) == (0, 0, 0)
-    conditional = [h for path, h in corpus.log[-len(REAL) - len(ODD):]]
+    conditional = [h for path, h in corpus.log[-len(REAL) - len(ODD) :]]
     assert sum("If-None-Match" in h for h in conditional) == counts["feeds_ok"]
 
 
@@ -153,35 +177,67 @@ def test_every_file_ingests_and_every_real_entry_is_stored_or_rejected(
 
 
 def test_missing_dates_fall_back_to_the_fetch_time(tmp_path, db_url, engine, corpus) -> None:
-    ingest(tmp_path, db_url, engine, corpus,
-           [corpus_file(n) for n in ("japantimes", "dw", "orf-news", "uol-noticias",
-                                     "ilmessaggero-mondo", "tvn24-biznes", "nbcnewyork")])
+    ingest(
+        tmp_path,
+        db_url,
+        engine,
+        corpus,
+        [
+            corpus_file(n)
+            for n in (
+                "japantimes",
+                "dw",
+                "orf-news",
+                "uol-noticias",
+                "ilmessaggero-mondo",
+                "tvn24-biznes",
+                "nbcnewyork",
+            )
+        ],
+    )
     japan = stored(engine, "real-japantimes")
     assert len(japan) == 118  # no per-item dates at all
     assert {(a.published_source, a.day) for a in japan} == {("fetched", NOW.date())}
     assert all(a.published_at.replace(tzinfo=dt.UTC) == NOW for a in japan)
     dw = stored(engine, "real-dw")  # RSS 1.0: dates only in dc:date
     assert len(dw) == 141 and {a.published_source for a in dw} == {"updated"}
-    assert dw[0].published_at.replace(tzinfo=dt.UTC) == dt.datetime(2026, 2, 18, 0, 15,
-                                                                    tzinfo=dt.UTC)
+    assert dw[0].published_at.replace(tzinfo=dt.UTC) == dt.datetime(
+        2026, 2, 18, 0, 15, tzinfo=dt.UTC
+    )
     assert {a.published_source for a in stored(engine, "real-orf-news")} == {"updated"}
     uol = stored(engine, "real-uol-noticias")  # Portuguese month names: "Seg, 24 Set 2018"
-    assert uol[0].published_at.replace(tzinfo=dt.UTC) == dt.datetime(2018, 9, 24, 22, 42, 40,
-                                                                     tzinfo=dt.UTC)
+    assert uol[0].published_at.replace(tzinfo=dt.UTC) == dt.datetime(
+        2018, 9, 24, 22, 42, 40, tzinfo=dt.UTC
+    )
     messaggero = stored(engine, "real-ilmessaggero-mondo")[0]  # Italian: "mer, 16 nov 2022"
     assert messaggero.day == dt.date(2022, 11, 15) and messaggero.published_source == "published"
     tvn = stored(engine, "real-tvn24-biznes")  # two-digit years: "02 Apr 19", "22 Dec 18"
     assert {a.day.year for a in tvn} == {2018, 2019}
-    assert tvn[0].published_at.replace(tzinfo=dt.UTC) == dt.datetime(2019, 4, 2, 11, 42,
-                                                                     tzinfo=dt.UTC)
+    assert tvn[0].published_at.replace(tzinfo=dt.UTC) == dt.datetime(
+        2019, 4, 2, 11, 42, tzinfo=dt.UTC
+    )
     nbc = stored(engine, "real-nbcnewyork")[0]  # "Sat, Dec 16 2023 02:02:33 PM"
     assert nbc.published_at.hour == 14
 
 
 def test_odd_encodings_and_byte_order_marks(tmp_path, db_url, engine, corpus) -> None:
-    names = ("oren-ru", "qq-news-china", "uol-noticias", "yandex-news-moscow", "japantimes",
-             "moscowtimes", "tvn24-biznes", "orf-news", "meduza", "koi8r", "utf-16le-bom",
-             "utf-32be-autodetect", "x80_cp1251", "demoronize-1", "double-encoded-html")
+    names = (
+        "oren-ru",
+        "qq-news-china",
+        "uol-noticias",
+        "yandex-news-moscow",
+        "japantimes",
+        "moscowtimes",
+        "tvn24-biznes",
+        "orf-news",
+        "meduza",
+        "koi8r",
+        "utf-16le-bom",
+        "utf-32be-autodetect",
+        "x80_cp1251",
+        "demoronize-1",
+        "double-encoded-html",
+    )
     counts = ingest(tmp_path, db_url, engine, corpus, [corpus_file(n) for n in names])
     assert counts["feeds_failed"] == 0
     oren = stored(engine, "real-oren-ru")  # windows-1251 and a default namespace
@@ -191,19 +247,26 @@ def test_odd_encodings_and_byte_order_marks(tmp_path, db_url, engine, corpus) ->
     assert len(qq) == 20 and {a.language for a in qq} == {"zh"}
     assert all(re.search("[\u4e00-\u9fff]", a.title) for a in qq)
     uol = stored(engine, "real-uol-noticias")  # ISO-8859-1 bytes, no declaration
-    assert uol[0].title == "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de " \
-        "2º turno"
+    assert (
+        uol[0].title == "Ibope: Bolsonaro perde de Haddad, Ciro e Alckmin em simulações de 2º turno"
+    )
     yandex = stored(engine, "real-yandex-news-moscow")  # UTF-8 encoded twice
     assert yandex[0].title.startswith("В Москве из-за сильных морозов")
     assert {a.language for a in yandex} == {"ru"}
     japan = {a.guid: a for a in stored(engine, "real-japantimes")}  # mojibake in CDATA
-    assert "president-elect’s protectionist" in japan[
-        "http://www.japantimes.co.jp/news/2017/01/07/business/trump-shock-toyota-tweet-"
-        "reverberates-japan-business-community-reacts-concern/"].text
+    assert (
+        "president-elect’s protectionist"
+        in japan[
+            "http://www.japantimes.co.jp/news/2017/01/07/business/trump-shock-toyota-tweet-"
+            "reverberates-japan-business-community-reacts-concern/"
+        ].text
+    )
     moscow = stored(engine, "real-moscowtimes")  # UTF-8 BOM before the declaration
     assert len(moscow) == 50
-    assert moscow[0].title == "Russian State TV Praises Trump for Avoiding ‘Democracy’ in " \
+    assert (
+        moscow[0].title == "Russian State TV Praises Trump for Avoiding ‘Democracy’ in "
         "Inauguration Speech"
+    )
     tvn = stored(engine, "real-tvn24-biznes")  # BOM, Polish
     assert tvn[0].title.startswith("Premier zapowiedział likwidację OFE")
     assert {a.language for a in tvn} == {"pl"}
@@ -217,40 +280,53 @@ def test_odd_encodings_and_byte_order_marks(tmp_path, db_url, engine, corpus) ->
     assert stored(engine, "odd-double-encoded-html")[0].text == "…"
 
 
-def test_relative_links_are_resolved_against_the_feed_url(tmp_path, db_url, engine,
-                                                          corpus) -> None:
-    ingest(tmp_path, db_url, engine, corpus,
-           [corpus_file("http_item_link_base_docuri"), DATA / "relative_links.xml"])
+def test_relative_links_are_resolved_against_the_feed_url(tmp_path, db_url, engine, corpus) -> None:
+    ingest(
+        tmp_path,
+        db_url,
+        engine,
+        corpus,
+        [corpus_file("http_item_link_base_docuri"), DATA / "relative_links.xml"],
+    )
     # feedparser's file has an entry with only a link: rejected, keyed by the resolved URL
     assert rejected(engine, "odd-http_item_link_base_docuri") == {
-        corpus.url("/relative/uri"): "no title and no text"}
+        corpus.url("/relative/uri"): "no title and no text"
+    }
     own = {a.title: a for a in stored(engine, "feeds-relative_links")}
-    assert own["Root-relative link with tracking"].url == corpus.url(
-        "/news/2024/08/10/troops?id=7")
+    assert own["Root-relative link with tracking"].url == corpus.url("/news/2024/08/10/troops?id=7")
     assert own["Document-relative link"].url == corpus.url("/feeds/stories/second.html?page=2")
     assert own["Script link"].url is None and own["Script link"].guid == "script-link"
 
 
 def test_script_tags_never_reach_the_text(tmp_path, db_url, engine, corpus) -> None:
-    names = ("item_description_script", "item_description_crazy", "entry_content_script_base64",
-             "item_content_encoded_script_nested_cdata", "item_description_onclick",
-             "entry_content_iframe")
+    names = (
+        "item_description_script",
+        "item_description_crazy",
+        "entry_content_script_base64",
+        "item_content_encoded_script_nested_cdata",
+        "item_description_onclick",
+        "entry_content_iframe",
+    )
     ingest(tmp_path, db_url, engine, corpus, [corpus_file(n) for n in names])
     # Both reduce to the same text, so the second is a content duplicate of the first.
     script = stored(engine, "odd-item_description_script")
     base64 = stored(engine, "odd-entry_content_script_base64")
     assert [a.text for a in script + base64] == ["safe description"]
     reasons = list(rejected(engine, "odd-item_description_script").values()) + list(
-        rejected(engine, "odd-entry_content_script_base64").values())
+        rejected(engine, "odd-entry_content_script_base64").values()
+    )
     assert len(reasons) == 1 and reasons[0].startswith("duplicate content of article")
     crazy = stored(engine, "odd-item_description_crazy")[0].text
-    assert crazy == ("Crazy HTML -- Can Your Regex Parse This?\n\nDid The Javascript Execute?"
-                     "\n\nI will execute here, too, if you mouse over me")
+    assert crazy == (
+        "Crazy HTML -- Can Your Regex Parse This?\n\nDid The Javascript Execute?"
+        "\n\nI will execute here, too, if you mouse over me"
+    )
     everything = " ".join(a.text for n in names for a in stored(engine, f"odd-{n}"))
     assert "location.href" not in everything and "<script" not in everything
     # an image with an onclick handler is no text at all
-    assert list(rejected(engine, "odd-item_description_onclick").values()) == \
-        ["no title and no text"]
+    assert list(rejected(engine, "odd-item_description_onclick").values()) == [
+        "no title and no text"
+    ]
 
 
 def test_namespaced_rss(tmp_path, db_url, engine, corpus) -> None:
@@ -272,10 +348,15 @@ def test_namespaced_rss(tmp_path, db_url, engine, corpus) -> None:
     assert len(tpm) == 20 and all("<" not in a.text and "\n\n" in a.text for a in tpm)
 
 
-def test_ill_formed_feeds_keep_what_feedparser_recovers(tmp_path, db_url, engine,
-                                                       corpus) -> None:
-    names = ("guardian-world", "aaa_illformed", "rss_incomplete_cdata", "entity_in_doctype",
-             "doctype_contains_entity_decl", "undeclared_namespace")
+def test_ill_formed_feeds_keep_what_feedparser_recovers(tmp_path, db_url, engine, corpus) -> None:
+    names = (
+        "guardian-world",
+        "aaa_illformed",
+        "rss_incomplete_cdata",
+        "entity_in_doctype",
+        "doctype_contains_entity_decl",
+        "undeclared_namespace",
+    )
     ingest(tmp_path, db_url, engine, corpus, [corpus_file(n) for n in names])
     guardian = feed(engine, "real-guardian-world")  # raw '&' in URLs: not well-formed
     assert guardian.last_error is None
@@ -291,8 +372,9 @@ def test_ill_formed_feeds_keep_what_feedparser_recovers(tmp_path, db_url, engine
 # --- faults ---------------------------------------------------------------------------------
 
 
-def test_faults_are_recorded_per_feed_and_nothing_stored_is_lost(tmp_path, db_url, engine,
-                                                                 corpus) -> None:
+def test_faults_are_recorded_per_feed_and_nothing_stored_is_lost(
+    tmp_path, db_url, engine, corpus
+) -> None:
     bbc = corpus_file("bbc-world").read_bytes()
     moscow = corpus_file("moscowtimes").read_bytes()
     corpus.feed("/faults/bbc.xml", bbc)
@@ -312,8 +394,9 @@ def test_faults_are_recorded_per_feed_and_nothing_stored_is_lost(tmp_path, db_ur
         "garbage": corpus.url("/faults/garbage.xml"),
     }
     settings = settings_for(tmp_path, db_url, http_max_bytes=200_000, http_read_timeout=0.3)
-    save_registry(settings.feeds_file, [FeedSpec(n, faults[n], fulltext="never")
-                                        for n in ("bbc", "moscow")])
+    save_registry(
+        settings.feeds_file, [FeedSpec(n, faults[n], fulltext="never") for n in ("bbc", "moscow")]
+    )
     first = ingest_feeds(engine, settings, day=NOW.date(), now=NOW, sleep=lambda _s: None)
     assert first["articles_new"] == 83
     # Now the good feeds break too, and the faulty ones join.
@@ -322,19 +405,20 @@ def test_faults_are_recorded_per_feed_and_nothing_stored_is_lost(tmp_path, db_ur
     corpus.routes["/faults/500.xml"] = lambda _r: Response("oops", status=500)
     corpus.feed("/faults/bomb.xml", (DATA / "billion_laughs.xml").read_bytes())
     corpus.routes["/faults/loop.xml"] = lambda _r: Response(
-        status=302, headers={"Location": "/faults/loop.xml"})
+        status=302, headers={"Location": "/faults/loop.xml"}
+    )
     corpus.feed("/faults/garbage.xml", bytes(range(256)) * 40)
 
     def no_route(_request: Request) -> Response:
         return Response("gone", status=404)
 
     corpus.routes["/faults/404.xml"] = no_route
-    save_registry(settings.feeds_file, [FeedSpec(n, url, fulltext="never")
-                                        for n, url in faults.items()])
+    save_registry(
+        settings.feeds_file, [FeedSpec(n, url, fulltext="never") for n, url in faults.items()]
+    )
     later = NOW + dt.timedelta(days=1)
     try:
-        counts = ingest_feeds(engine, settings, day=later.date(), now=later,
-                              sleep=lambda _s: None)
+        counts = ingest_feeds(engine, settings, day=later.date(), now=later, sleep=lambda _s: None)
     finally:
         silent.close()
     assert (counts["feeds_ok"], counts["feeds_failed"]) == (1, 8)  # only the bomb parses

@@ -56,11 +56,13 @@ def test_extract_main_text_keeps_the_article_and_drops_the_chrome() -> None:
 def test_fetch_fulltext_over_http(site: Site, get: Callable[[str], FetchResult]) -> None:
     site.routes["/article"] = lambda _r: Response(ARTICLE, content_type="text/html; charset=utf-8")
     site.routes["/pdf"] = lambda _r: Response(b"%PDF-1.4", content_type="application/pdf")
-    site.routes["/empty"] = lambda _r: Response(b"<html><body><nav>Home</nav></body></html>",
-                                                content_type="text/html")
+    site.routes["/empty"] = lambda _r: Response(
+        b"<html><body><nav>Home</nav></body></html>", content_type="text/html"
+    )
     site.routes["/latin1"] = lambda _r: Response(
         ARTICLE.replace(b"Minsk", "Mińsk".encode("iso-8859-2")),
-        content_type="text/html; charset=iso-8859-2")
+        content_type="text/html; charset=iso-8859-2",
+    )
     ok = fetch_fulltext(site.url("/article"), get)
     assert ok.error is None and "Iskander missile elements" in (ok.text or "")
     assert fetch_fulltext(site.url("/latin1"), get).text.count("Mińsk") == 1

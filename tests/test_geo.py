@@ -205,7 +205,8 @@ def test_phrases_led_by_words_that_start_nothing_alone(
     ]
     expected = [(gaz.countries(s), gaz.matches(s)) for s in sentences]
     assert expected[0][0] == {"NLD"} and [m.phrase for m in expected[0][1]] == [
-        "the Hague", "THE HAGUE"
+        "the Hague",
+        "THE HAGUE",
     ]
     monkeypatch.setattr(geo, "_CACHE_LIMIT", 2)
     with (DATA / "gazetteer.tsv").open(encoding="utf-8", newline="") as handle:

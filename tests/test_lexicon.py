@@ -23,25 +23,44 @@ from pipeline.lexicon import (
 
 # Checks that feed random numeric matrices: CueFeatures reads sentences, so it refuses them.
 _NUMERIC_INPUT_CHECKS = (
-    "check_complex_data", "check_dict_unchanged", "check_dont_overwrite_parameters",
-    "check_dtype_object", "check_estimator_sparse_array", "check_estimator_sparse_matrix",
-    "check_estimator_sparse_tag", "check_estimators_dtypes",
-    "check_estimators_empty_data_messages", "check_estimators_fit_returns_self",
-    "check_estimators_nan_inf", "check_estimators_overwrite_params", "check_estimators_pickle",
+    "check_complex_data",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_empty_data_messages",
+    "check_estimators_fit_returns_self",
+    "check_estimators_nan_inf",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
     "check_f_contiguous_array_estimator",
-    "check_fit2d_1feature", "check_fit2d_1sample", "check_fit2d_predict1d",
-    "check_fit_check_is_fitted", "check_fit_idempotent", "check_fit_score_takes_y",
-    "check_methods_sample_order_invariance", "check_methods_subset_invariance",
-    "check_n_features_in", "check_n_features_in_after_fitting", "check_pipeline_consistency",
-    "check_positive_only_tag_during_fit", "check_readonly_memmap_input",
-    "check_transformer_data_not_an_array", "check_transformer_general",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
     "check_transformer_preserve_dtypes",
 )
 
 
 def _expected_failures(estimator) -> dict[str, str]:
-    return {name: "feeds numeric arrays; CueFeatures takes sentences (one text column)"
-            for name in _NUMERIC_INPUT_CHECKS}
+    return {
+        name: "feeds numeric arrays; CueFeatures takes sentences (one text column)"
+        for name in _NUMERIC_INPUT_CHECKS
+    }
 
 
 @parametrize_with_checks([CueFeatures()], expected_failed_checks=_expected_failures)
@@ -69,7 +88,11 @@ def test_escalation_cues_with_cameo_codes():
     cues = explain("Israeli airstrikes killed 20 people in Gaza overnight.")
     first = cues[0]
     assert (first.text, first.code, first.root, first.polarity) == (
-        "airstrikes", "195", "19", "escalation")
+        "airstrikes",
+        "195",
+        "19",
+        "escalation",
+    )
     assert first.state == "affirmed"
     assert first.source.startswith("supplement:")
 
@@ -78,7 +101,8 @@ def test_pattern_overrides_verb_code():
     # "withdraw" alone is a yield (08); leaving a treaty is reducing relations (16).
     assert _polarities("Russia withdrew its troops from the border.")["withdrew"] == "deescalation"
     assert _polarities("The United States withdrew from the INF treaty.")["withdrew from"] == (
-        "escalation")
+        "escalation"
+    )
 
 
 def test_negated_escalation_is_restraint():
@@ -98,7 +122,8 @@ def test_hedged_move_is_hypothetical_but_threat_stays_threat():
     assert _states("Poland could close the border next month.")["close"] == "hypothetical"
     assert _states("Minsk threatened to expel Ukrainian diplomats.")["expel"] == "threat"
     assert _polarities("Minsk threatened to expel Ukrainian diplomats.")["threatened"] == (
-        "escalation")
+        "escalation"
+    )
 
 
 def test_stopped_moves():
@@ -165,8 +190,17 @@ def test_shipped_lexicon_loads_from_the_package():
 
 
 def test_shipped_lexicon_rows_are_well_formed():
-    allowed = {*POLARITIES, "none", "actor_country", "actor_military", "actor_armed_group",
-               "actor_state", "actor_justice", "actor_economy", "actor_civil"}
+    allowed = {
+        *POLARITIES,
+        "none",
+        "actor_country",
+        "actor_military",
+        "actor_armed_group",
+        "actor_state",
+        "actor_justice",
+        "actor_economy",
+        "actor_civil",
+    }
     kinds = set()
     for line in LEXICON_PATH.read_text(encoding="utf-8").splitlines()[1:]:
         kind, _cue, _ctx, code, root, polarity, _block, source = line.split("\t")
@@ -215,11 +249,13 @@ def test_matches_are_greedy_and_do_not_overlap():
     from pipeline.lexicon import match, match_actors
 
     lex = load_lexicon()
-    text = ("The United States and China did not agree to lift sanctions, while the Russian "
-            "armed forces struck Kyiv and Hamas threatened to abandon ceasefire talks.")
+    text = (
+        "The United States and China did not agree to lift sanctions, while the Russian "
+        "armed forces struck Kyiv and Hamas threatened to abandon ceasefire talks."
+    )
     tokens = tokenize(text)
     hits, actors = match(tokens, lex), match_actors(tokens, lex)
     assert hits and actors
     assert all(a.end <= b.start for a, b in pairwise(hits))
     assert all(a[1] <= b[0] for a, b in pairwise(actors))
-    assert [" ".join(tokens[h.start:h.end]) for h in hits] == [m.text for m in explain(text)]
+    assert [" ".join(tokens[h.start : h.end]) for h in hits] == [m.text for m in explain(text)]

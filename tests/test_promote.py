@@ -8,8 +8,11 @@ from pipeline.promote import decide
 
 
 def card(version: str, cv: float, dev: float | None = None, refs: str = "r1") -> dict:
-    dev_set = ({"status": "scored", "refs_sha256": refs, "macro_f1": dev} if dev is not None
-               else {"status": "skipped", "reason": "no shared_dir given"})
+    dev_set = (
+        {"status": "scored", "refs_sha256": refs, "macro_f1": dev}
+        if dev is not None
+        else {"status": "skipped", "reason": "no shared_dir given"}
+    )
     return {"version": version, "cross_validation": {"macro_f1": cv}, "dev_set": dev_set}
 
 

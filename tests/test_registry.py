@@ -38,16 +38,29 @@ def test_default_registry_covers_the_region_and_is_marked_unverified() -> None:
 
 def test_dumps_round_trips_every_field_and_awkward_strings(tmp_path: Path) -> None:
     specs = [
-        FeedSpec("a-feed", "https://example.test/rss?x=1&y=2", country="BLR", region="east",
-                 language="be", tags=("one", "two words"), fulltext="never", enabled=False,
-                 verified=True, note='quote " backslash \\ tab \t newline \n ünïcode ✓'),
+        FeedSpec(
+            "a-feed",
+            "https://example.test/rss?x=1&y=2",
+            country="BLR",
+            region="east",
+            language="be",
+            tags=("one", "two words"),
+            fulltext="never",
+            enabled=False,
+            verified=True,
+            note='quote " backslash \\ tab \t newline \n ünïcode ✓',
+        ),
         FeedSpec("b.feed_2", "http://example.test/feed"),
     ]
     text = dumps(specs)
     assert parse_registry(text, tmp_path / "x.toml") == specs
-    assert tomllib.loads(text)["feeds"][1] == {"name": "b.feed_2", "url": "http://example.test/feed",
-                                               "fulltext": "auto", "enabled": True,
-                                               "verified": False}
+    assert tomllib.loads(text)["feeds"][1] == {
+        "name": "b.feed_2",
+        "url": "http://example.test/feed",
+        "fulltext": "auto",
+        "enabled": True,
+        "verified": False,
+    }
 
 
 def test_a_missing_file_is_an_empty_registry(tmp_path: Path) -> None:
@@ -58,20 +71,28 @@ def test_a_missing_file_is_an_empty_registry(tmp_path: Path) -> None:
     ("body", "message"),
     [
         ('[[feeds]]\nname = "x"\nurl = ', "invalid TOML"),
-        ('[[feeds]]\nname = "x"\nurl = "https://e.test/"\nfulltxt = "auto"\n',
-         "feed #1 ('x'): unknown key(s) fulltxt"),
+        (
+            '[[feeds]]\nname = "x"\nurl = "https://e.test/"\nfulltxt = "auto"\n',
+            "feed #1 ('x'): unknown key(s) fulltxt",
+        ),
         ('[[feeds]]\nname = "x"\n', "feed #1 ('x'): missing required key 'url'"),
         ('[[feeds]]\nname = "x"\nurl = "ftp://e.test/"\n', "must be an http:// or https:// URL"),
-        ('[[feeds]]\nname = "x"\nurl = "https://e.test/"\nfulltext = "some"\n',
-         "fulltext must be one of auto, always, never"),
-        ('[[feeds]]\nname = "x"\nurl = "https://e.test/"\nenabled = "yes"\n',
-         "'enabled' must be a bool"),
+        (
+            '[[feeds]]\nname = "x"\nurl = "https://e.test/"\nfulltext = "some"\n',
+            "fulltext must be one of auto, always, never",
+        ),
+        (
+            '[[feeds]]\nname = "x"\nurl = "https://e.test/"\nenabled = "yes"\n',
+            "'enabled' must be a bool",
+        ),
         ('[[feeds]]\nname = "x"\nurl = "https://e.test/"\ncountry = "BY"\n', "alpha-3"),
         ('[[feeds]]\nname = "Bad Name"\nurl = "https://e.test/"\n', "name 'Bad Name' must be"),
-        ('[[feeds]]\nname = "x"\nurl = "https://e.test/1"\n'
-         '[[feeds]]\nname = "x"\nurl = "https://e.test/2"\n',
-         "feed #2 ('x'): duplicate name, already used by feed #1"),
-        ('feeds = 3\n', "'feeds' must be an array of tables"),
+        (
+            '[[feeds]]\nname = "x"\nurl = "https://e.test/1"\n'
+            '[[feeds]]\nname = "x"\nurl = "https://e.test/2"\n',
+            "feed #2 ('x'): duplicate name, already used by feed #1",
+        ),
+        ("feeds = 3\n", "'feeds' must be an array of tables"),
         ('[feed]\nname = "x"\n', "unknown top-level key(s) feed"),
     ],
 )
@@ -104,11 +125,21 @@ def test_add_list_update_remove(tmp_path: Path) -> None:
 
 
 def test_feed_row_carries_tags_for_the_feeds_table() -> None:
-    spec = FeedSpec("x", "https://e.test/", country="POL", region="eastern-europe",
-                    tags=("analysis",), fulltext="always")
+    spec = FeedSpec(
+        "x",
+        "https://e.test/",
+        country="POL",
+        region="eastern-europe",
+        tags=("analysis",),
+        fulltext="always",
+    )
     assert spec.feed_row() == {
-        "name": "x", "kind": "rss", "url": "https://e.test/", "language": None,
-        "tags": ["country:POL", "region:eastern-europe", "analysis"], "enabled": True,
+        "name": "x",
+        "kind": "rss",
+        "url": "https://e.test/",
+        "language": None,
+        "tags": ["country:POL", "region:eastern-europe", "analysis"],
+        "enabled": True,
         "fulltext": "always",
     }
 

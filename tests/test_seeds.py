@@ -74,4 +74,3 @@ def test_bad_seed_files_name_file_and_fix(tmp_path: Path, name, content, meta, m
 def test_missing_seeds_folder(tmp_path: Path) -> None:
     with pytest.raises(seeds.SeedError, match="ESCMON_SEEDS_DIR"):
         seeds.seed_files(tmp_path / "nope")
-

@@ -14,14 +14,29 @@ from tests import scenario
 DAY = dt.date(2024, 8, 10)
 
 
-def _row(article: int, label: str, *, story: int | None = None, sentence: str = "",
-         article_countries: str = "BLR", p: float | None = None,
-         day: dt.date = DAY) -> SentenceRow:
+def _row(
+    article: int,
+    label: str,
+    *,
+    story: int | None = None,
+    sentence: str = "",
+    article_countries: str = "BLR",
+    p: float | None = None,
+    day: dt.date = DAY,
+) -> SentenceRow:
     p_esc = p if p is not None else (0.9 if label == "escalation" else 0.1)
     p_de = 0.8 if label == "deescalation" else 0.05
-    return SentenceRow(day=day, article_id=article, story_id=story, sentence_countries=sentence,
-                       article_countries=article_countries, label=label,
-                       p_escalation=p_esc, p_deescalation=p_de, model_version="m1")
+    return SentenceRow(
+        day=day,
+        article_id=article,
+        story_id=story,
+        sentence_countries=sentence,
+        article_countries=article_countries,
+        label=label,
+        p_escalation=p_esc,
+        p_deescalation=p_de,
+        model_version="m1",
+    )
 
 
 def _by_scope(rows: list[dict]) -> dict[str, dict]:
@@ -70,12 +85,23 @@ def test_counts_shares_and_tension() -> None:
 
 def test_quiet_day_still_has_an_all_row() -> None:
     rows = signals_from_sentences([], days=[DAY])
-    assert rows == [{
-        "scope": "all", "day": DAY, "model_version": "", "articles": 0, "stories": 0,
-        "sentences_scored": 0, "escalation_count": 0, "deescalation_count": 0,
-        "escalation_prob_sum": 0.0, "deescalation_prob_sum": 0.0, "escalation_stories": 0,
-        "escalation_share": 0.0, "tension_index": 0.0,
-    }]
+    assert rows == [
+        {
+            "scope": "all",
+            "day": DAY,
+            "model_version": "",
+            "articles": 0,
+            "stories": 0,
+            "sentences_scored": 0,
+            "escalation_count": 0,
+            "deescalation_count": 0,
+            "escalation_prob_sum": 0.0,
+            "deescalation_prob_sum": 0.0,
+            "escalation_stories": 0,
+            "escalation_share": 0.0,
+            "tension_index": 0.0,
+        }
+    ]
 
 
 def _reference(engine, days: list[dt.date]) -> list[dict]:
@@ -93,14 +119,22 @@ def _reference(engine, days: list[dt.date]) -> list[dict]:
                 continue
             best = newest.get(sentence.id)
             if best is None or (prediction.created_at, prediction.id) > (
-                best[2].created_at, best[2].id
+                best[2].created_at,
+                best[2].id,
             ):
                 newest[sentence.id] = (sentence, article, prediction)
         rows = [
-            SentenceRow(day=a.day, article_id=a.id, story_id=a.story_id,
-                        sentence_countries=s.countries, article_countries=a.countries,
-                        label=p.label, p_escalation=p.p_escalation,
-                        p_deescalation=p.p_deescalation, model_version=p.model_version)
+            SentenceRow(
+                day=a.day,
+                article_id=a.id,
+                story_id=a.story_id,
+                sentence_countries=s.countries,
+                article_countries=a.countries,
+                label=p.label,
+                p_escalation=p.p_escalation,
+                p_deescalation=p.p_deescalation,
+                model_version=p.model_version,
+            )
             for s, a, p in newest.values()
         ]
     return signals_from_sentences(rows, days=days)
@@ -110,16 +144,19 @@ def _stored(engine) -> list[dict]:
     with session_scope(engine) as session:
         found = session.execute(select(DailySignal).order_by(DailySignal.day, DailySignal.scope))
         return [
-            {"scope": s.scope, "day": s.day, "model_version": s.model_version,
-             **{c: getattr(s, c) for c in signals.SIGNAL_COLUMNS}}
+            {
+                "scope": s.scope,
+                "day": s.day,
+                "model_version": s.model_version,
+                **{c: getattr(s, c) for c in signals.SIGNAL_COLUMNS},
+            }
             for s in found.scalars()
         ]
 
 
 def _normalize(rows: list[dict]) -> list[dict]:
     return sorted(
-        ({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
-         for row in rows),
+        ({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()} for row in rows),
         key=lambda row: (row["day"], row["scope"]),
     )
 
@@ -127,8 +164,9 @@ def _normalize(rows: list[dict]) -> list[dict]:
 def test_sql_path_matches_the_pure_function(engine) -> None:
     days = [DAY - dt.timedelta(days=1), DAY]
     scenario.add_day(engine, days[0], escalation_stories=3, quiet_stories=5, country="BLR")
-    scenario.add_day(engine, days[1], escalation_stories=6, quiet_stories=2, duplicates=2,
-                     country="UKR")
+    scenario.add_day(
+        engine, days[1], escalation_stories=6, quiet_stories=2, duplicates=2, country="UKR"
+    )
     # A sentence that names another country than its article.
     with session_scope(engine) as session:
         session.execute(update(Sentence).where(Sentence.idx == 1).values(countries="POL,BLR"))
@@ -149,12 +187,24 @@ def test_newest_prediction_or_the_given_model(engine) -> None:
     with session_scope(engine) as session:
         later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
         sentence_ids = session.execute(select(Sentence.id)).scalars().all()
-        insert_ignore(session, Prediction, [
-            {"sentence_id": sid, "model_version": "v2", "label": "deescalation",
-             "p_escalation": 0.1, "p_deescalation": 0.8, "p_neutral": 0.1, "cues": [],
-             "created_at": later}
-            for sid in sentence_ids
-        ], returning=None)
+        insert_ignore(
+            session,
+            Prediction,
+            [
+                {
+                    "sentence_id": sid,
+                    "model_version": "v2",
+                    "label": "deescalation",
+                    "p_escalation": 0.1,
+                    "p_deescalation": 0.8,
+                    "p_neutral": 0.1,
+                    "cues": [],
+                    "created_at": later,
+                }
+                for sid in sentence_ids
+            ],
+            returning=None,
+        )
 
     compute_signals(engine, days=[DAY])
     newest = _by_scope(_stored(engine))["all"]
@@ -202,8 +252,7 @@ def test_signal_series_fills_missing_days_with_zeros(engine) -> None:
     scenario.add_day(engine, DAY, escalation_stories=2, quiet_stories=2)
     compute_signals(engine, days=[DAY])
     with session_scope(engine) as session:
-        series = signals.signal_series(session, "BLR", start=DAY - dt.timedelta(days=2),
-                                       end=DAY)
+        series = signals.signal_series(session, "BLR", start=DAY - dt.timedelta(days=2), end=DAY)
         assert signals.scopes_on(session, DAY) == ["all", "BLR"]
     assert [p.escalation_stories for p in series] == [0, 0, 2]
     assert series[-1].sentences_scored == 16
@@ -228,10 +277,23 @@ def test_only_changed_skips_days_without_new_predictions(engine) -> None:
 
     with session_scope(engine) as session:
         ids = session.execute(select(Sentence.id)).scalars().all()
-        insert_ignore(session, Prediction, [
-            {"sentence_id": i, "model_version": "v2", "label": "escalation", "p_escalation": 0.9,
-             "p_deescalation": 0.05, "p_neutral": 0.05, "cues": []} for i in ids
-        ], returning=None)
+        insert_ignore(
+            session,
+            Prediction,
+            [
+                {
+                    "sentence_id": i,
+                    "model_version": "v2",
+                    "label": "escalation",
+                    "p_escalation": 0.9,
+                    "p_deescalation": 0.05,
+                    "p_neutral": 0.05,
+                    "cues": [],
+                }
+                for i in ids
+            ],
+            returning=None,
+        )
     again = compute_signals(engine, days=[day], only_changed=True)
     assert again["days"] == 1
     assert again["signals"] >= 1

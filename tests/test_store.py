@@ -62,13 +62,27 @@ def test_insert_ignore_in_batches(engine, monkeypatch) -> None:
 def _sentence_ids(engine, n: int) -> list[int]:
     with store.session_scope(engine) as session:
         feed_id = store.insert_ignore(session, Feed, [_feed("a")])[0]
-        article_id = store.insert_ignore(session, Article, [{
-            "feed_id": feed_id, "guid": "g1", "url": "http://example.test/1", "title": "t",
-            "text": "x", "language": "en", "day": dt.date(2024, 8, 10),
-            "published_at": dt.datetime(2024, 8, 10, tzinfo=dt.UTC),
-            "content_hash": "h1"}])[0]
-        rows = [{"article_id": article_id, "idx": i, "start": i, "end": i + 1, "text": "x"}
-                for i in range(n)]
+        article_id = store.insert_ignore(
+            session,
+            Article,
+            [
+                {
+                    "feed_id": feed_id,
+                    "guid": "g1",
+                    "url": "http://example.test/1",
+                    "title": "t",
+                    "text": "x",
+                    "language": "en",
+                    "day": dt.date(2024, 8, 10),
+                    "published_at": dt.datetime(2024, 8, 10, tzinfo=dt.UTC),
+                    "content_hash": "h1",
+                }
+            ],
+        )[0]
+        rows = [
+            {"article_id": article_id, "idx": i, "start": i, "end": i + 1, "text": "x"}
+            for i in range(n)
+        ]
         return store.insert_ignore(session, Sentence, rows)
 
 
@@ -76,9 +90,14 @@ def test_insert_columns_takes_lists_and_shared_values(engine, monkeypatch) -> No
     monkeypatch.setattr(store, "BATCH_ROWS", 3)  # several batches
     monkeypatch.setattr(store, "SQLITE_VARIABLES", 20)  # and several statements per batch
     ids = sorted(_sentence_ids(engine, 7))
-    columns = {"sentence_id": ids, "model_version": "v1", "label": ["neutral"] * 7,
-               "p_escalation": [0.1] * 7, "p_deescalation": [0.2] * 7,
-               "p_neutral": [0.7] * 7}
+    columns = {
+        "sentence_id": ids,
+        "model_version": "v1",
+        "label": ["neutral"] * 7,
+        "p_escalation": [0.1] * 7,
+        "p_deescalation": [0.2] * 7,
+        "p_neutral": [0.7] * 7,
+    }
     with store.session_scope(engine) as session:
         assert store.insert_columns(session, Prediction, columns) == 7
         assert store.insert_columns(session, Prediction, columns) == 0  # all collide
@@ -99,8 +118,9 @@ def test_insert_columns_refuses_bad_columns(engine) -> None:
 def test_upsert_updates_named_columns(engine) -> None:
     with store.session_scope(engine) as session:
         store.insert_ignore(session, Feed, [_feed("a", last_status=200)])
-        store.upsert(session, Feed, [_feed("a", last_status=500)], key=["name"],
-                     update=["last_status"])
+        store.upsert(
+            session, Feed, [_feed("a", last_status=500)], key=["name"], update=["last_status"]
+        )
     with store.session_scope(engine) as session:
         assert session.execute(select(Feed.last_status)).scalar_one() == 500
 
@@ -114,9 +134,17 @@ def test_session_scope_rolls_back_on_error(engine) -> None:
 
 def test_json_and_dates_round_trip(engine) -> None:
     now = dt.datetime(2024, 8, 10, 12, 0, tzinfo=dt.UTC)
-    row = {"run_id": "r1", "run_day": dt.date(2024, 8, 10), "stage": "split", "status": "ok",
-           "counts": {"sentences_new": 3}, "error": None, "started_at": now,
-           "finished_at": now, "duration_s": 0.5}
+    row = {
+        "run_id": "r1",
+        "run_day": dt.date(2024, 8, 10),
+        "stage": "split",
+        "status": "ok",
+        "counts": {"sentences_new": 3},
+        "error": None,
+        "started_at": now,
+        "finished_at": now,
+        "duration_s": 0.5,
+    }
     with store.session_scope(engine) as session:
         store.insert_ignore(session, Run, [row], returning=None)
     with store.session_scope(engine) as session:
@@ -147,20 +175,52 @@ def test_insert_ignore_fills_python_defaults_and_keeps_types(engine) -> None:
     before = dt.datetime.now(dt.UTC)
     with store.session_scope(engine) as session:
         [feed_id] = store.insert_ignore(session, Feed, [{"name": "a", "url": "http://x"}])
-        [article_id] = store.insert_ignore(session, Article, [{
-            "feed_id": feed_id, "url": None, "guid": "g", "title": 'Quote "x", {y}',
-            "published_at": dt.datetime(2024, 8, 10, 12, 30, 15, 250000, tzinfo=dt.UTC),
-            "day": dt.date(2024, 8, 10), "content_hash": "h", "simhash": -(2**63),
-        }])
-        store.insert_ignore(session, Sentence, [
-            {"article_id": article_id, "idx": i, "start": 10 * i, "end": 10 * i + 9,
-             "text": f"s{i}"} for i in range(3)
-        ], returning=None)
-        store.insert_ignore(session, Prediction, [{
-            "sentence_id": session.execute(select(Sentence.id).limit(1)).scalar_one(),
-            "model_version": "m", "label": "neutral", "p_escalation": 0.1,
-            "p_deescalation": float("1e-300"), "p_neutral": 0.9,
-        }], returning=None)
+        [article_id] = store.insert_ignore(
+            session,
+            Article,
+            [
+                {
+                    "feed_id": feed_id,
+                    "url": None,
+                    "guid": "g",
+                    "title": 'Quote "x", {y}',
+                    "published_at": dt.datetime(2024, 8, 10, 12, 30, 15, 250000, tzinfo=dt.UTC),
+                    "day": dt.date(2024, 8, 10),
+                    "content_hash": "h",
+                    "simhash": -(2**63),
+                }
+            ],
+        )
+        store.insert_ignore(
+            session,
+            Sentence,
+            [
+                {
+                    "article_id": article_id,
+                    "idx": i,
+                    "start": 10 * i,
+                    "end": 10 * i + 9,
+                    "text": f"s{i}",
+                }
+                for i in range(3)
+            ],
+            returning=None,
+        )
+        store.insert_ignore(
+            session,
+            Prediction,
+            [
+                {
+                    "sentence_id": session.execute(select(Sentence.id).limit(1)).scalar_one(),
+                    "model_version": "m",
+                    "label": "neutral",
+                    "p_escalation": 0.1,
+                    "p_deescalation": float("1e-300"),
+                    "p_neutral": 0.9,
+                }
+            ],
+            returning=None,
+        )
     with store.session_scope(engine) as session:
         feed = session.execute(select(Feed)).scalar_one()
         article = session.execute(select(Article)).scalar_one()
@@ -173,7 +233,9 @@ def test_insert_ignore_fills_python_defaults_and_keeps_types(engine) -> None:
     assert article.simhash == -(2**63) and article.countries == ""
     assert _aware(article.published_at) == dt.datetime(2024, 8, 10, 12, 30, 15, 250000, dt.UTC)
     assert [(s.start, s.end, s.text, s.countries) for s in sentences] == [
-        (0, 9, "s0", ""), (10, 19, "s1", ""), (20, 29, "s2", "")
+        (0, 9, "s0", ""),
+        (10, 19, "s1", ""),
+        (20, 29, "s2", ""),
     ]
     assert prediction.p_deescalation == 1e-300 and prediction.cues == []
 
@@ -181,9 +243,16 @@ def test_insert_ignore_fills_python_defaults_and_keeps_types(engine) -> None:
 def test_upsert_inserts_and_updates_in_one_call(engine) -> None:
     with store.session_scope(engine) as session:
         store.insert_ignore(session, Feed, [_feed("a", last_status=200, enabled=True)])
-        store.upsert(session, Feed, [_feed("a", last_status=500, enabled=False),
-                                     _feed("b", last_status=None, enabled=False)],
-                     key=["name"], update=["last_status", "enabled"])
+        store.upsert(
+            session,
+            Feed,
+            [
+                _feed("a", last_status=500, enabled=False),
+                _feed("b", last_status=None, enabled=False),
+            ],
+            key=["name"],
+            update=["last_status", "enabled"],
+        )
     with store.session_scope(engine) as session:
         rows = session.execute(
             select(Feed.name, Feed.last_status, Feed.enabled).order_by(Feed.name)
@@ -202,8 +271,11 @@ def test_sqlite_bulk_path_stores_what_sqlalchemy_stores(tmp_path) -> None:
     with store.session_scope(engine) as session:
         session.execute(insert(Feed), [_feed("orm", **explicit), _feed("orm-defaults")])
         inserted = store.insert_ignore(
-            session, Feed, [_feed("bulk", **explicit), _feed("bulk-defaults"), _feed("orm")],
-            returning=None)
+            session,
+            Feed,
+            [_feed("bulk", **explicit), _feed("bulk-defaults"), _feed("orm")],
+            returning=None,
+        )
     assert inserted == 2  # "orm" collides and is skipped
     query = text("SELECT name, kind, tags, enabled, created_at, typeof(created_at) FROM feeds")
     with engine.connect() as connection:
@@ -212,8 +284,12 @@ def test_sqlite_bulk_path_stores_what_sqlalchemy_stores(tmp_path) -> None:
     assert raw["bulk"] == raw["orm"]
     default_kind, default_tags, default_enabled, default_stamp, stamp_type = raw["orm-defaults"]
     kind, tags, enabled, created_at, created_type = raw["bulk-defaults"]
-    assert (kind, tags, enabled, created_type) == (default_kind, default_tags, default_enabled,
-                                                   stamp_type)
+    assert (kind, tags, enabled, created_type) == (
+        default_kind,
+        default_tags,
+        default_enabled,
+        stamp_type,
+    )
     assert len(created_at) == len(default_stamp)  # the same timestamp format
 
 
@@ -243,9 +319,14 @@ def test_insert_columns_takes_arrays_and_refuses_all_shared_values(engine) -> No
     import numpy as np
 
     ids = sorted(_sentence_ids(engine, 3))
-    columns = {"sentence_id": np.asarray(ids), "model_version": "v1", "label": "neutral",
-               "p_escalation": np.zeros(3), "p_deescalation": np.zeros(3),
-               "p_neutral": np.ones(3)}
+    columns = {
+        "sentence_id": np.asarray(ids),
+        "model_version": "v1",
+        "label": "neutral",
+        "p_escalation": np.zeros(3),
+        "p_deescalation": np.zeros(3),
+        "p_neutral": np.ones(3),
+    }
     with store.session_scope(engine) as session:
         assert store.insert_columns(session, Prediction, columns) == 3
         with pytest.raises(store.StoreError, match="one value per row"):
@@ -254,6 +335,7 @@ def test_insert_columns_takes_arrays_and_refuses_all_shared_values(engine) -> No
 
 def _feed_batches(engine, names: list[str], *, fail_write: int = -1, fail_work: int = -1):
     """store.run_batches over feed names: batch k is [(k + 1, name)], written as a feed."""
+
     def read(after: int) -> list[tuple[int, str]]:
         return [(after + 1, names[after])] if after < len(names) else []
 
@@ -288,3 +370,18 @@ def test_run_batches_notes_a_failed_write_behind_another_error(engine) -> None:
     with pytest.raises(ValueError, match="work failed at 3") as caught:
         _feed_batches(engine, ["a", "b", "c", "d"], fail_write=2, fail_work=3)
     assert any("write failed at 2" in note for note in caught.value.__notes__)
+
+
+def test_migrations_match_the_orm_models(db_url: str) -> None:
+    """Schema drift: what the migrations build is what ``pipeline/tables.py`` declares."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = store.make_engine(db_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": False}
+        )
+        diff = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert diff == []

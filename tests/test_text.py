@@ -222,13 +222,18 @@ def test_very_long_text() -> None:
 def test_line_breaks_of_every_kind_end_sentences() -> None:
     text = "Heading one\r\nHeading two\rHeading three\u2028Body text.\x0cLast"
     assert [s.text for s in split_sentences(text)] == [
-        "Heading one", "Heading two", "Heading three", "Body text.", "Last",
+        "Heading one",
+        "Heading two",
+        "Heading three",
+        "Body text.",
+        "Last",
     ]
 
 
 def test_lower_case_after_a_single_line_break_is_a_hard_wrap() -> None:
     assert [s.text for s in split_sentences("Talks will resume\nnext week.\n\nnew paragraph")] == [
-        "Talks will resume\nnext week.", "new paragraph",
+        "Talks will resume\nnext week.",
+        "new paragraph",
     ]
 
 
@@ -252,7 +257,9 @@ def test_html_blocks_become_lines_and_headings_stay_separate() -> None:
         "Poland Pressures Minsk\n\nTalks stalled.\n\nBy Jane Doe\n\none\ntwo\n\nline\nbreak"
     )
     assert [s.text for s in split_sentences(text)][:3] == [
-        "Poland Pressures Minsk", "Talks stalled.", "By Jane Doe",
+        "Poland Pressures Minsk",
+        "Talks stalled.",
+        "By Jane Doe",
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import warnings
 from collections.abc import Iterator
@@ -24,6 +25,11 @@ def quiet_skops_scan() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
         yield
+
+
+def start_date_from_env(variable: str, default: str) -> dt.datetime:
+    """``variable`` (an ISO date) as a UTC start date."""
+    return dt.datetime.fromisoformat(env(variable, default)).replace(tzinfo=dt.UTC)
 
 
 def schedule_from_env(variable: str, default: str) -> CronDataIntervalTimetable | None:

@@ -18,12 +18,8 @@ log = logging.getLogger(__name__)
 LEASE = dt.timedelta(minutes=15)
 
 
-
-
-
 # Errors about one message; anything else means the server or connection is unusable.
-MESSAGE_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
-                  smtplib.SMTPDataError)
+MESSAGE_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
 
 
 def claim(engine: Engine, alert_id: int, *, now: dt.datetime, lease: dt.timedelta = LEASE) -> bool:
@@ -96,8 +92,14 @@ def send_pending_alerts(
     """
     config = SmtpConfig.from_settings(settings, smtp)
     pending = _pending_ids(engine)
-    counts = {"pending": len(pending), "sent": 0, "failed": 0, "skipped": 0, "deferred": 0,
-              "not_configured": 0}
+    counts = {
+        "pending": len(pending),
+        "sent": 0,
+        "failed": 0,
+        "skipped": 0,
+        "deferred": 0,
+        "not_configured": 0,
+    }
     reason = config.missing()
     if reason is not None:
         if pending:
@@ -115,8 +117,9 @@ def send_pending_alerts(
                 message = render_alert(engine, settings, alert_id, smtp=config)
                 if client is None:
                     client = connect(config)
-                client.send_message(message, from_addr=config.sender,
-                                    to_addrs=list(config.recipients))
+                client.send_message(
+                    message, from_addr=config.sender, to_addrs=list(config.recipients)
+                )
             except MESSAGE_ERRORS as exc:
                 release(engine, alert_id, _describe(exc))
                 counts["failed"] += 1
@@ -125,8 +128,9 @@ def send_pending_alerts(
                 release(engine, alert_id, _describe(exc))
                 counts["failed"] += 1
                 counts["deferred"] = len(pending) - index - 1
-                log.warning("alerts: SMTP %s:%s unusable: %s", config.host, config.port,
-                            _describe(exc))
+                log.warning(
+                    "alerts: SMTP %s:%s unusable: %s", config.host, config.port, _describe(exc)
+                )
                 break
             except BaseException as exc:
                 release(engine, alert_id, _describe(exc))

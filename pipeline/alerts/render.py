@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Engine
@@ -17,6 +17,7 @@ from pipeline.alerts.rule import (
     MESSAGE_ID_DOMAIN,
     AlertRule,
     AlertView,
+    Method,
     _window,
     default_rule,
     detect_series,
@@ -112,8 +113,13 @@ def chart_points(series: Sequence[SignalPoint], rule: AlertRule, days: int) -> l
     """The last ``days`` of ``series`` with each day's EARS threshold."""
     counts, _ = detect_series(series, rule)
     return [
-        ChartPoint(day=r.date, count=r.observed, threshold=r.upper_bound, alarm=r.alarm,
-                   share=point.escalation_share)
+        ChartPoint(
+            day=r.date,
+            count=r.observed,
+            threshold=r.upper_bound,
+            alarm=r.alarm,
+            share=point.escalation_share,
+        )
         for r, point in zip(counts[-days:], series[-days:], strict=True)
     ]
 
@@ -129,14 +135,27 @@ def render_chart(points: Sequence[ChartPoint], *, title: str) -> bytes:
     figure = Figure(figsize=(7.5, 3.0), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    days = [point.day for point in points]
-    axes.plot(days, [p.count for p in points], marker="o", markersize=3, color="#1f4e79",
-              label="stories with escalation signals")
-    axes.plot(days, [p.threshold if p.threshold is not None else float("nan") for p in points],
-              linestyle="--", color="#c0392b", label="threshold")
+    days: Any = [point.day for point in points]  # matplotlib plots dates; its stubs say floats
+    axes.plot(
+        days,
+        [p.count for p in points],
+        marker="o",
+        markersize=3,
+        color="#1f4e79",
+        label="stories with escalation signals",
+    )
+    axes.plot(
+        days,
+        [p.threshold if p.threshold is not None else float("nan") for p in points],
+        linestyle="--",
+        color="#c0392b",
+        label="threshold",
+    )
     if points:
-        axes.plot([points[-1].day], [points[-1].count], marker="o", markersize=8,
-                  color="#c0392b", linestyle="none")
+        last: Any = [points[-1].day]
+        axes.plot(
+            last, [points[-1].count], marker="o", markersize=8, color="#c0392b", linestyle="none"
+        )
     axes.set_title(title, fontsize=10)
     axes.set_ylim(bottom=0)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -155,8 +174,9 @@ def _templates() -> Any:
     return Environment(
         loader=PackageLoader("pipeline", "templates"),
         # On for everything but the plain-text part.
-        autoescape=select_autoescape(enabled_extensions=("html",),
-                                     disabled_extensions=("txt",), default=True),
+        autoescape=select_autoescape(
+            enabled_extensions=("html",), disabled_extensions=("txt",), default=True
+        ),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -212,8 +232,15 @@ def build_message(
     recipients: Sequence[str],
 ) -> EmailMessage:
     """multipart/alternative: text/plain, then multipart/related (text/html + image/png)."""
-    chart = render_chart(points, title=f"{scope_name(alert.scope)}: stories with escalation "
-                                      f"signals, last {len(points)} days") if points else None
+    chart = (
+        render_chart(
+            points,
+            title=f"{scope_name(alert.scope)}: stories with escalation "
+            f"signals, last {len(points)} days",
+        )
+        if points
+        else None
+    )
     cid = make_msgid(domain=MESSAGE_ID_DOMAIN) if chart else None
     text, html = render_bodies(alert, points, chart_cid=cid[1:-1] if cid else None)
     message = EmailMessage()
@@ -226,14 +253,14 @@ def build_message(
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     if chart is not None and cid is not None:
-        html_part = message.get_payload()[1]
+        html_part = cast(EmailMessage, message.get_payload()[1])  # type: ignore[index]
         html_part.add_related(chart, "image", "png", cid=cid, filename="chart.png")
     return message
 
 
 def rule_for_alert(alert: AlertView, settings: Settings) -> AlertRule:
     """The rule an alert was made with (its method label), for redrawing its chart."""
-    method = "ears-c3" if alert.method.startswith("ears-c3") else "ears-c2"
+    method: Method = "ears-c3" if alert.method.startswith("ears-c3") else "ears-c2"
     rule = parse_scope_rules(settings).get(alert.scope) or default_rule(settings)
     return replace(rule, method=method, require_share=alert.method.endswith("+share"))
 
@@ -259,5 +286,3 @@ def render_alert(
         view = AlertView.of(alert)
         points = alert_chart(session, view, settings)
     return build_message(view, points, sender=config.sender, recipients=config.recipients)
-
-

@@ -144,9 +144,7 @@ def evaluate(series: Sequence[SignalPoint], rule: AlertRule) -> Decision:
     counts, shares = detect_series(series, rule)
     count, share = counts[-1], shares[-1]
     fire = (
-        count.alarm
-        and (share.alarm or not rule.require_share)
-        and count.observed >= rule.min_count
+        count.alarm and (share.alarm or not rule.require_share) and count.observed >= rule.min_count
     )
     return Decision(fire=fire, count=count, share=share)
 
@@ -176,8 +174,6 @@ def alert_row(
         "attempts": 0,
         "message_id": message_id_for(scope, day, rule.label),
     }
-
-
 
 
 def evidence_for(
@@ -220,18 +216,20 @@ def evidence_for(
         if story in stories:
             continue  # a near-duplicate copy of a story already shown
         stories.add(story)
-        evidence.append({
-            "sentence_id": row.sentence_id,
-            "article_id": row.article_id,
-            "story_id": row.story_id,
-            "text": row.text[:EVIDENCE_TEXT_CHARS],
-            "title": row.title,
-            "publisher": row.publisher,
-            "url": row.url,
-            "probability": round(float(row.p_escalation), 4),
-            "cues": row.cues or _explain(row.text),
-            "model_version": row.model_version,
-        })
+        evidence.append(
+            {
+                "sentence_id": row.sentence_id,
+                "article_id": row.article_id,
+                "story_id": row.story_id,
+                "text": row.text[:EVIDENCE_TEXT_CHARS],
+                "title": row.title,
+                "publisher": row.publisher,
+                "url": row.url,
+                "probability": round(float(row.p_escalation), 4),
+                "cues": row.cues or _explain(row.text),
+                "model_version": row.model_version,
+            }
+        )
         if len(evidence) >= limit:
             break
     return evidence
@@ -287,17 +285,21 @@ def detect_alerts(
             decision = evaluate(series, rule)
             counts["scopes"] += 1
             counts["count_alarms"] += int(decision.count.alarm)
-            log.info("alerts %s %s: %s (count %s, bound %s, share p %s)", scope, day,
-                     decision.reason, decision.count.observed, decision.count.upper_bound,
-                     decision.share.p_value)
+            log.info(
+                "alerts %s %s: %s (count %s, bound %s, share p %s)",
+                scope,
+                day,
+                decision.reason,
+                decision.count.observed,
+                decision.count.upper_bound,
+                decision.share.p_value,
+            )
             if decision.fire:
                 counts["alarms"] += 1
                 evidence = evidence_for(session, scope, day)
                 rows.append(alert_row(scope, day, rule, decision, evidence))
         counts["alerts"] = len(insert_ignore(session, Alert, rows))
     return counts
-
-
 
 
 @dataclass(frozen=True)
@@ -356,5 +358,3 @@ def get_alert(engine: Engine, alert_id: int) -> AlertView | None:
     with session_scope(engine) as session:
         alert = session.get(Alert, alert_id)
         return AlertView.of(alert) if alert is not None else None
-
-

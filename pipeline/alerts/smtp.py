@@ -74,7 +74,9 @@ def connect(config: SmtpConfig) -> smtplib.SMTP:
     """An open, authenticated SMTP session."""
     if config.ssl:
         client: smtplib.SMTP = smtplib.SMTP_SSL(
-            config.host or "", config.port, timeout=config.timeout,
+            config.host or "",
+            config.port,
+            timeout=config.timeout,
             context=ssl.create_default_context(),
         )
     else:

@@ -27,8 +27,13 @@ class CheckReport:
     final_url: str | None = None
 
 
-def check_feed(url: str, settings: Settings, *, language: str | None = None,
-               sleep: Callable[[float], None] = time.sleep) -> CheckReport:
+def check_feed(
+    url: str,
+    settings: Settings,
+    *,
+    language: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CheckReport:
     """Fetch ``url`` once (no conditional GET), parse it and report what would be stored."""
     started = time.perf_counter()
     if settings.offline:
@@ -41,8 +46,13 @@ def check_feed(url: str, settings: Settings, *, language: str | None = None,
         report.problems.append(f"redirected to {fetched.final_url}; consider registering that")
     if fetched.ok:
         parsed, entries, rejections = read_feed(
-            fetched.body, url=fetched.final_url, headers=fetched.headers, name=url,
-            language=language, fetched_at=dt.datetime.now(dt.UTC))
+            fetched.body,
+            url=fetched.final_url,
+            headers=fetched.headers,
+            name=url,
+            language=language,
+            fetched_at=dt.datetime.now(dt.UTC),
+        )
         report.entries, report.title = len(parsed.entries), parsed.title
         report.problems += check_problems(parsed, entries, rejections)
         report.status = "failed" if parsed.error else "warning" if report.problems else "ok"
@@ -52,10 +62,12 @@ def check_feed(url: str, settings: Settings, *, language: str | None = None,
     return report
 
 
-def check_problems(parsed: ParsedFeed, entries: Sequence[Entry],
-                   rejections: Sequence[Rejection]) -> list[str]:
+def check_problems(
+    parsed: ParsedFeed, entries: Sequence[Entry], rejections: Sequence[Rejection]
+) -> list[str]:
     """What an operator should know about a parsed feed."""
-    problems = [parsed.error or parsed.warning] if parsed.error or parsed.warning else []
+    first = parsed.error or parsed.warning
+    problems = [first] if first else []
     if not parsed.error and not parsed.entries:
         problems.append("the feed has no entries")
     undated = sum(1 for entry in entries if entry.published_source == "fetched")
@@ -65,4 +77,3 @@ def check_problems(parsed: ParsedFeed, entries: Sequence[Entry],
         reasons = sorted({r.reason for r in rejections})
         problems.append(f"{len(rejections)} entries would be rejected: {', '.join(reasons)}")
     return problems
-

@@ -20,6 +20,7 @@ FEED_ACCEPT = (
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
 MAX_RETRY_WAIT = 30.0  # a longer Retry-After is not slept: the feed waits for a later run
 
+
 def _setting_default(name: str) -> Any:
     """The default of a :class:`Settings` field: one source for the HTTP defaults."""
     return Settings.model_fields[name].default
@@ -122,8 +123,9 @@ def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _fetch_once(client: httpx.Client, url: str, headers: dict[str, str],
-                limits: HttpLimits) -> FetchResult:
+def _fetch_once(
+    client: httpx.Client, url: str, headers: dict[str, str], limits: HttpLimits
+) -> FetchResult:
     result = FetchResult(url=url, final_url=url)
     try:
         with client.stream("GET", url, headers=headers) as response:
@@ -202,5 +204,3 @@ def fetch(
         sleep(wait)
     result.elapsed = time.perf_counter() - started
     return result
-
-

@@ -31,6 +31,7 @@ FAILURE_BACKOFF = dt.timedelta(minutes=15)  # doubles per consecutive failure ..
 FAILURE_BACKOFF_MAX = dt.timedelta(hours=6)  # ... up to this, so a daily run always retries
 MAX_FULLTEXT_PER_FEED = 50  # article pages fetched per feed and run
 
+
 @dataclass
 class FeedJob:
     """A due feed, as read from the ``feeds`` table."""
@@ -58,46 +59,74 @@ class FeedOutcome:
     rejections: list[Rejection] = field(default_factory=list)
 
 
-def read_feed(body: bytes, *, url: str, headers: dict[str, str], name: str,
-              language: str | None, fetched_at: dt.datetime) -> tuple[ParsedFeed, list[Entry],
-                                                                       list[Rejection]]:
+def read_feed(
+    body: bytes,
+    *,
+    url: str,
+    headers: dict[str, str],
+    name: str,
+    language: str | None,
+    fetched_at: dt.datetime,
+) -> tuple[ParsedFeed, list[Entry], list[Rejection]]:
     """Parse and normalize one fetched body (the CPU part of ingestion)."""
-    parsed = parse_feed(body, url=url, content_type=headers.get("content-type"),
-                        content_language=headers.get("content-language"))
+    parsed = parse_feed(
+        body,
+        url=url,
+        content_type=headers.get("content-type"),
+        content_language=headers.get("content-language"),
+    )
     if parsed.error:
         return parsed, [], []
     entries, rejections = normalize_entries(
-        parsed, feed_url=url, fetched_at=fetched_at, publisher=parsed.title or name,
+        parsed,
+        feed_url=url,
+        fetched_at=fetched_at,
+        publisher=parsed.title or name,
         language_hint=language or parsed.language,
     )
     return parsed, entries, rejections
 
 
-def process_feed(client: httpx.Client, job: FeedJob, limits: HttpLimits, *,
-                 now: dt.datetime, sleep: Callable[[float], None]) -> FeedOutcome:
+def process_feed(
+    client: httpx.Client,
+    job: FeedJob,
+    limits: HttpLimits,
+    *,
+    now: dt.datetime,
+    sleep: Callable[[float], None],
+) -> FeedOutcome:
     """Fetch, parse and normalize one feed; every failure becomes ``status="failed"``."""
     try:
-        fetched = fetch(client, job.url, limits, etag=job.etag,
-                        last_modified=job.last_modified, sleep=sleep)
+        fetched = fetch(
+            client, job.url, limits, etag=job.etag, last_modified=job.last_modified, sleep=sleep
+        )
         if fetched.not_modified:
             return FeedOutcome(job, "not_modified", fetched)
         if not fetched.ok:
             return FeedOutcome(job, "failed", fetched, error=fetched.error)
         parsed, entries, rejections = read_feed(
-            fetched.body, url=fetched.final_url, headers=fetched.headers, name=job.name,
-            language=job.language, fetched_at=now,
+            fetched.body,
+            url=fetched.final_url,
+            headers=fetched.headers,
+            name=job.name,
+            language=job.language,
+            fetched_at=now,
         )
         if parsed.error:
-            return FeedOutcome(job, "failed", fetched, error=parsed.error,
-                               warning=parsed.warning)
-        return FeedOutcome(job, "ok", fetched, title=parsed.title, warning=parsed.warning,
-                           entries_seen=len(parsed.entries), entries=entries,
-                           rejections=rejections)
+            return FeedOutcome(job, "failed", fetched, error=parsed.error, warning=parsed.warning)
+        return FeedOutcome(
+            job,
+            "ok",
+            fetched,
+            title=parsed.title,
+            warning=parsed.warning,
+            entries_seen=len(parsed.entries),
+            entries=entries,
+            rejections=rejections,
+        )
     except Exception as exc:  # a bug or a hostile feed must not take the run down
         log.exception("feed %s: unexpected error", job.name)
         return FeedOutcome(job, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
-
-
 
 
 def sync_registry(session: Session, specs: Sequence[FeedSpec]) -> None:
@@ -106,18 +135,31 @@ def sync_registry(session: Session, specs: Sequence[FeedSpec]) -> None:
     A changed URL drops the old HTTP validators; RSS feeds no longer in the
     registry are disabled, never deleted (their articles stay).
     """
-    existing = {row.name: row for row in session.execute(
-        select(Feed.name, Feed.url, Feed.kind)).all()}
+    existing = {
+        row.name: row for row in session.execute(select(Feed.name, Feed.url, Feed.kind)).all()
+    }
     rows = [spec.feed_row() for spec in specs]
-    upsert(session, Feed, rows, key=["name"],
-           update=["kind", "url", "language", "tags", "enabled", "fulltext"])
-    moved = [spec.name for spec in specs
-             if spec.name in existing and existing[spec.name].url != spec.url]
+    upsert(
+        session,
+        Feed,
+        rows,
+        key=["name"],
+        update=["kind", "url", "language", "tags", "enabled", "fulltext"],
+    )
+    moved = [
+        spec.name for spec in specs if spec.name in existing and existing[spec.name].url != spec.url
+    ]
     if moved:
-        session.execute(update(Feed).where(Feed.name.in_(moved)).values(
-            etag=None, last_modified=None, consecutive_failures=0, next_attempt_at=None))
-    gone = [name for name, row in existing.items()
-            if row.kind == "rss" and name not in {spec.name for spec in specs}]
+        session.execute(
+            update(Feed)
+            .where(Feed.name.in_(moved))
+            .values(etag=None, last_modified=None, consecutive_failures=0, next_attempt_at=None)
+        )
+    gone = [
+        name
+        for name, row in existing.items()
+        if row.kind == "rss" and name not in {spec.name for spec in specs}
+    ]
     if gone:
         session.execute(update(Feed).where(Feed.name.in_(gone)).values(enabled=False))
 
@@ -131,10 +173,18 @@ def due_jobs(session: Session, names: Iterable[str], now: dt.datetime) -> tuple[
         if next_at is not None and next_at > now:
             waiting += 1
             continue
-        jobs.append(FeedJob(id=feed.id, name=feed.name, url=feed.url, fulltext=feed.fulltext,
-                            language=feed.language, etag=feed.etag,
-                            last_modified=feed.last_modified,
-                            consecutive_failures=feed.consecutive_failures))
+        jobs.append(
+            FeedJob(
+                id=feed.id,
+                name=feed.name,
+                url=feed.url,
+                fulltext=feed.fulltext,
+                language=feed.language,
+                etag=feed.etag,
+                last_modified=feed.last_modified,
+                consecutive_failures=feed.consecutive_failures,
+            )
+        )
     return sorted(jobs, key=lambda job: job.name), waiting
 
 
@@ -146,7 +196,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 @dataclass
@@ -162,11 +212,20 @@ def drop_known(session: Session, outcome: FeedOutcome) -> int:
     keys = [entry.guid for entry in outcome.entries]
     known: set[str] = set()
     for chunk in _chunks(keys):
-        known.update(session.execute(select(Article.guid).where(
-            Article.feed_id == outcome.job.id, Article.guid.in_(chunk))).scalars())
-        known.update(session.execute(select(RejectedEntry.entry_key).where(
-            RejectedEntry.feed_id == outcome.job.id,
-            RejectedEntry.entry_key.in_(chunk))).scalars())
+        known.update(
+            session.execute(
+                select(Article.guid).where(
+                    Article.feed_id == outcome.job.id, Article.guid.in_(chunk)
+                )
+            ).scalars()
+        )
+        known.update(
+            session.execute(
+                select(RejectedEntry.entry_key).where(
+                    RejectedEntry.feed_id == outcome.job.id, RejectedEntry.entry_key.in_(chunk)
+                )
+            ).scalars()
+        )
     before = len(outcome.entries)
     outcome.entries = [entry for entry in outcome.entries if entry.guid not in known]
     outcome.rejections = [r for r in outcome.rejections if r.key not in known]
@@ -181,8 +240,9 @@ def _existing(session: Session, column: Any, values: Sequence[str]) -> dict[str,
     return found
 
 
-def article_rows(outcome: FeedOutcome, session: Session, seen: _Seen,
-                 now: dt.datetime) -> tuple[list[dict[str, Any]], list[Rejection]]:
+def article_rows(
+    outcome: FeedOutcome, session: Session, seen: _Seen, now: dt.datetime
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
     """Rows to insert for the new entries, and the entries rejected as duplicates.
 
     ``seen`` holds the keys stored earlier in this run; this feed's keys are
@@ -208,23 +268,25 @@ def article_rows(outcome: FeedOutcome, session: Session, seen: _Seen,
             seen.urls.add(entry.url)
         seen.hashes.add(digest)
         text = texts[entry.guid]
-        rows.append({
-            "feed_id": outcome.job.id,
-            "url": entry.url,
-            "guid": entry.guid,
-            "title": entry.title,
-            "publisher": entry.publisher,
-            "summary": entry.summary,
-            "text": text,
-            "text_source": entry.text_source,
-            "fulltext_error": entry.fulltext_error,
-            "language": detect_language(text, entry.language_hint),
-            "published_at": entry.published_at,
-            "published_source": entry.published_source,
-            "day": entry.published_at.date(),
-            "content_hash": digest,
-            "fetched_at": now,
-        })
+        rows.append(
+            {
+                "feed_id": outcome.job.id,
+                "url": entry.url,
+                "guid": entry.guid,
+                "title": entry.title,
+                "publisher": entry.publisher,
+                "summary": entry.summary,
+                "text": text,
+                "text_source": entry.text_source,
+                "fulltext_error": entry.fulltext_error,
+                "language": detect_language(text, entry.language_hint),
+                "published_at": entry.published_at,
+                "published_source": entry.published_source,
+                "day": entry.published_at.date(),
+                "content_hash": digest,
+                "fetched_at": now,
+            }
+        )
     return rows, rejected
 
 
@@ -237,10 +299,18 @@ def health_values(outcome: FeedOutcome, now: dt.datetime) -> dict[str, Any]:
         wait = min(FAILURE_BACKOFF * 2 ** (failures - 1), FAILURE_BACKOFF_MAX)
         if fetched is not None and fetched.retry_after:
             wait = max(wait, dt.timedelta(seconds=fetched.retry_after))
-        return values | {"last_error": outcome.error, "consecutive_failures": failures,
-                         "next_attempt_at": now + wait, "last_warning": outcome.warning}
-    values |= {"last_error": None, "consecutive_failures": 0, "next_attempt_at": None,
-               "last_fetched_at": now}
+        return values | {
+            "last_error": outcome.error,
+            "consecutive_failures": failures,
+            "next_attempt_at": now + wait,
+            "last_warning": outcome.warning,
+        }
+    values |= {
+        "last_error": None,
+        "consecutive_failures": 0,
+        "next_attempt_at": None,
+        "last_fetched_at": now,
+    }
     if fetched is not None:
         # Validators belong to the body we hold: replace on 200, keep unless resent on 304.
         for column, header in (("etag", "etag"), ("last_modified", "last-modified")):
@@ -252,21 +322,24 @@ def health_values(outcome: FeedOutcome, now: dt.datetime) -> dict[str, Any]:
     return values
 
 
-def store_outcome(engine: Engine, outcome: FeedOutcome, seen: _Seen,
-                  now: dt.datetime) -> dict[str, int]:
+def store_outcome(
+    engine: Engine, outcome: FeedOutcome, seen: _Seen, now: dt.datetime
+) -> dict[str, int]:
     """Write one feed's articles, rejections and health in one transaction."""
     batch = _Seen(set(seen.urls), set(seen.hashes))
     with session_scope(engine) as session:
         rows, rejected = article_rows(outcome, session, batch, now)
         inserted = set(insert_ignore(session, Article, rows, returning="guid"))
         lost = [row["guid"] for row in rows if row["guid"] not in inserted]
-        rejected += [Rejection(guid, "duplicate (unique key conflict on insert)")
-                     for guid in lost]
-        rejection_rows = [{"feed_id": outcome.job.id, "entry_key": r.key, "reason": r.reason,
-                           "seen_at": now} for r in rejected]
+        rejected += [Rejection(guid, "duplicate (unique key conflict on insert)") for guid in lost]
+        rejection_rows = [
+            {"feed_id": outcome.job.id, "entry_key": r.key, "reason": r.reason, "seen_at": now}
+            for r in rejected
+        ]
         new_rejections = insert_ignore(session, RejectedEntry, rejection_rows)
-        session.execute(update(Feed).where(Feed.id == outcome.job.id).values(
-            **health_values(outcome, now)))
+        session.execute(
+            update(Feed).where(Feed.id == outcome.job.id).values(**health_values(outcome, now))
+        )
     seen.urls, seen.hashes = batch.urls, batch.hashes  # committed: now they are stored
     return {"articles_new": len(inserted), "rejected": len(new_rejections)}
 
@@ -275,20 +348,27 @@ def mark_offline(engine: Engine, jobs: Sequence[FeedJob]) -> None:
     """Record that due feeds were not fetched; offline is not the feeds' fault (no backoff)."""
     if jobs:
         with session_scope(engine) as session:
-            session.execute(update(Feed).where(Feed.id.in_([job.id for job in jobs])).values(
-                last_error="offline: not fetched (ESCMON_OFFLINE is set)"))
+            session.execute(
+                update(Feed)
+                .where(Feed.id.in_([job.id for job in jobs]))
+                .values(last_error="offline: not fetched (ESCMON_OFFLINE is set)")
+            )
 
 
 def record_failure(engine: Engine, outcome: FeedOutcome, now: dt.datetime) -> None:
     with session_scope(engine) as session:
-        session.execute(update(Feed).where(Feed.id == outcome.job.id).values(
-            **health_values(outcome, now)))
+        session.execute(
+            update(Feed).where(Feed.id == outcome.job.id).values(**health_values(outcome, now))
+        )
 
 
-
-
-def add_fulltext(client: httpx.Client, outcomes: Sequence[FeedOutcome], limits: HttpLimits, *,
-                 sleep: Callable[[float], None]) -> dict[str, int]:
+def add_fulltext(
+    client: httpx.Client,
+    outcomes: Sequence[FeedOutcome],
+    limits: HttpLimits,
+    *,
+    sleep: Callable[[float], None],
+) -> dict[str, int]:
     """Fetch article pages for new entries that want them; failures keep the summary."""
     work: list[Entry] = []
     for outcome in outcomes:
@@ -329,11 +409,24 @@ def _without_title(text: str, title: str) -> str:
     return text
 
 
-
-COUNT_KEYS = ("feeds_total", "feeds_due", "feeds_ok", "feeds_not_modified", "feeds_failed",
-              "feeds_waiting", "entries_seen", "entries_known", "articles_new", "rejected",
-              "fulltext_ok", "fulltext_failed", "stories_new", "stories_joined",
-              "stories_keyed", "stories_compared")
+COUNT_KEYS = (
+    "feeds_total",
+    "feeds_due",
+    "feeds_ok",
+    "feeds_not_modified",
+    "feeds_failed",
+    "feeds_waiting",
+    "entries_seen",
+    "entries_known",
+    "articles_new",
+    "rejected",
+    "fulltext_ok",
+    "fulltext_failed",
+    "stories_new",
+    "stories_joined",
+    "stories_keyed",
+    "stories_compared",
+)
 
 
 def ingest_feeds(
@@ -362,7 +455,8 @@ def ingest_feeds(
     with session_scope(engine) as session:
         sync_registry(session, specs)
         jobs, counts["feeds_waiting"] = due_jobs(
-            session, [spec.name for spec in specs if spec.enabled], now)
+            session, [spec.name for spec in specs if spec.enabled], now
+        )
     counts["feeds_due"] = len(jobs)
     if settings.offline:
         mark_offline(engine, jobs)
@@ -392,17 +486,27 @@ def ingest_feeds(
             log.exception("feed %s: could not store", outcome.job.name)
             counts[f"feeds_{outcome.status}"] -= 1
             counts["feeds_failed"] += 1
-            failed = FeedOutcome(outcome.job, "failed", outcome.fetched,
-                                 error=f"store error: {type(exc).__name__}: {exc}"[:2000])
+            failed = FeedOutcome(
+                outcome.job,
+                "failed",
+                outcome.fetched,
+                error=f"store error: {type(exc).__name__}: {exc}"[:2000],
+            )
             record_failure(engine, failed, now)
     with session_scope(engine) as session:
         counts |= assign_story_ids(session)
     return counts
 
 
-def _fetch_all(client: httpx.Client, jobs: Sequence[FeedJob], limits: HttpLimits, *,
-               now: dt.datetime, sleep: Callable[[float], None],
-               progress: Any) -> list[FeedOutcome]:
+def _fetch_all(
+    client: httpx.Client,
+    jobs: Sequence[FeedJob],
+    limits: HttpLimits,
+    *,
+    now: dt.datetime,
+    sleep: Callable[[float], None],
+    progress: Any,
+) -> list[FeedOutcome]:
     def one(job: FeedJob) -> FeedOutcome:
         outcome = process_feed(client, job, limits, now=now, sleep=sleep)
         if progress is not None:
@@ -411,5 +515,3 @@ def _fetch_all(client: httpx.Client, jobs: Sequence[FeedJob], limits: HttpLimits
 
     with ThreadPoolExecutor(max_workers=limits.concurrency) as pool:
         return list(pool.map(one, jobs))
-
-

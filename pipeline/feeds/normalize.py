@@ -21,11 +21,31 @@ FUTURE_TOLERANCE = dt.timedelta(days=1)  # later "published" dates are not belie
 LANGID_CHARS = 160  # characters of title + body given to language detection
 LANGID_MIN_CONFIDENCE = 0.9  # below this, a declared language wins over the detected one
 
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "mc_cid",
-    "mc_eid", "_ga", "_gl", "ocid", "cmpid", "icid", "maca", "traffic_source", "smid", "ito",
-    "xtor", "ref_src",
-})
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "ocid",
+        "cmpid",
+        "icid",
+        "maca",
+        "traffic_source",
+        "smid",
+        "ito",
+        "xtor",
+        "ref_src",
+    }
+)
 TRACKING_PREFIXES = ("utm_", "at_", "ns_", "pk_", "hsa_")
 
 
@@ -70,9 +90,7 @@ _CP1252_HIGH = "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š�
 _CP1252_BYTE = {char: char.encode("cp1252")[0] for char in _CP1252_HIGH}
 _CONT = "[\x80-\xbf" + _CP1252_HIGH + "]"
 _MOJIBAKE_HINT = re.compile(f"[\\xc2-\\xf4]{_CONT}")
-_MOJIBAKE = re.compile(
-    f"[\xc2-\xdf]{_CONT}|[\xe0-\xef]{_CONT}{{2}}|[\xf0-\xf4]{_CONT}{{3}}"
-)
+_MOJIBAKE = re.compile(f"[\xc2-\xdf]{_CONT}|[\xe0-\xef]{_CONT}{{2}}|[\xf0-\xf4]{_CONT}{{3}}")
 
 
 def _unmojibake(match: re.Match[str]) -> str:
@@ -127,24 +145,67 @@ def _struct_to_datetime(value: Any) -> dt.datetime | None:
         return None
 
 
-_DATE_KEYS = (("published_parsed", "published"), ("updated_parsed", "updated"),
-              ("created_parsed", "created"))
+_DATE_KEYS = (
+    ("published_parsed", "published"),
+    ("updated_parsed", "updated"),
+    ("created_parsed", "created"),
+)
 _PM_TIME = re.compile(r"\b(\d{1,2}):\d{2}(?::\d{2})?\s*[Pp]\.?[Mm]\b")
 _LOCAL_DATE = re.compile(r"(\d{1,2})\.?\s+([^\W\d_]{3,})\.?,?\s+(\d{4}|\d{2})\b(.*)")
 # Month names feedparser does not know (pt, it, es, fr, de, pl), by their first letters.
 _MONTHS = {
-    "jan": 1, "gen": 1, "ene": 1, "janv": 1, "sty": 1,
-    "feb": 2, "fev": 2, "fév": 2, "févr": 2, "fevr": 2, "lut": 2,
-    "mar": 3, "mär": 3, "mrz": 3,
-    "apr": 4, "abr": 4, "avr": 4, "kwi": 4,
-    "mai": 5, "mag": 5, "may": 5, "maj": 5,
-    "jun": 6, "giu": 6, "juin": 6, "cze": 6,
-    "jul": 7, "lug": 7, "juil": 7, "lip": 7,
-    "aug": 8, "ago": 8, "aoû": 8, "aou": 8, "sie": 8,
-    "sep": 9, "set": 9, "sept": 9, "wrz": 9,
-    "oct": 10, "okt": 10, "out": 10, "ott": 10, "paź": 10, "paz": 10,
-    "nov": 11, "lis": 11,
-    "dec": 12, "dez": 12, "dic": 12, "déc": 12, "gru": 12,
+    "jan": 1,
+    "gen": 1,
+    "ene": 1,
+    "janv": 1,
+    "sty": 1,
+    "feb": 2,
+    "fev": 2,
+    "fév": 2,
+    "févr": 2,
+    "fevr": 2,
+    "lut": 2,
+    "mar": 3,
+    "mär": 3,
+    "mrz": 3,
+    "apr": 4,
+    "abr": 4,
+    "avr": 4,
+    "kwi": 4,
+    "mai": 5,
+    "mag": 5,
+    "may": 5,
+    "maj": 5,
+    "jun": 6,
+    "giu": 6,
+    "juin": 6,
+    "cze": 6,
+    "jul": 7,
+    "lug": 7,
+    "juil": 7,
+    "lip": 7,
+    "aug": 8,
+    "ago": 8,
+    "aoû": 8,
+    "aou": 8,
+    "sie": 8,
+    "sep": 9,
+    "set": 9,
+    "sept": 9,
+    "wrz": 9,
+    "oct": 10,
+    "okt": 10,
+    "out": 10,
+    "ott": 10,
+    "paź": 10,
+    "paz": 10,
+    "nov": 11,
+    "lis": 11,
+    "dec": 12,
+    "dez": 12,
+    "dic": 12,
+    "déc": 12,
+    "gru": 12,
 }
 _EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -161,7 +222,8 @@ def parse_localized_date(value: str) -> dt.datetime | None:
         return None
     try:
         when = email.utils.parsedate_to_datetime(
-            f"{day} {_EN_MONTHS[month - 1]} {year}{rest}".strip())
+            f"{day} {_EN_MONTHS[month - 1]} {year}{rest}".strip()
+        )
     except (TypeError, ValueError, IndexError):
         return None
     return when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
@@ -277,14 +339,18 @@ def normalize_entries(
     entries: dict[str, Entry] = {}
     rejections: dict[str, Rejection] = {}
     for raw in parsed.entries:
-        item = normalize_entry(raw, feed_url=feed_url, fetched_at=fetched_at,
-                               publisher=publisher, language_hint=language_hint)
+        item = normalize_entry(
+            raw,
+            feed_url=feed_url,
+            fetched_at=fetched_at,
+            publisher=publisher,
+            language_hint=language_hint,
+        )
         if isinstance(item, Rejection):
             rejections.setdefault(item.key, item)
         else:
             entries.setdefault(item.guid, item)
     return list(entries.values()), [r for k, r in rejections.items() if k not in entries]
-
 
 
 _identifier: Any = None
@@ -301,10 +367,35 @@ def _langid() -> Any:
     return _identifier
 
 
-_ENGLISH_WORDS = frozenset({
-    "the", "and", "of", "to", "in", "is", "for", "that", "with", "on", "was", "said", "from",
-    "by", "are", "has", "have", "its", "it", "as", "at", "be", "this", "will", "were",
-})
+_ENGLISH_WORDS = frozenset(
+    {
+        "the",
+        "and",
+        "of",
+        "to",
+        "in",
+        "is",
+        "for",
+        "that",
+        "with",
+        "on",
+        "was",
+        "said",
+        "from",
+        "by",
+        "are",
+        "has",
+        "have",
+        "its",
+        "it",
+        "as",
+        "at",
+        "be",
+        "this",
+        "will",
+        "were",
+    }
+)
 _LATIN_WORD = re.compile(r"[a-z]+")
 
 
@@ -318,12 +409,12 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     sample = text[:LANGID_CHARS]
     if not sample.strip():
         return hint
-    if hint in (None, "en") and len(_ENGLISH_WORDS.intersection(
-            _LATIN_WORD.findall(sample.lower()))) >= 3:
+    if (
+        hint in (None, "en")
+        and len(_ENGLISH_WORDS.intersection(_LATIN_WORD.findall(sample.lower()))) >= 3
+    ):
         return "en"
     language, confidence = _langid().classify(sample)
     if hint and language != hint and confidence < LANGID_MIN_CONFIDENCE:
         return hint
     return language
-
-

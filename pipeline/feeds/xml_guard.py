@@ -149,9 +149,10 @@ def fallback_charset(body: bytes, content_type: str | None) -> str | None:
     """
     if content_type and _CHARSET.search(content_type):
         return None
-    if body.startswith((b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")) or _sniff_codec(
-        body[:4]
-    ) != "latin-1":
+    if (
+        body.startswith((b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe"))
+        or _sniff_codec(body[:4]) != "latin-1"
+    ):
         return None
     if _XML_DECL_ENCODING.match(body[:400].lstrip()):
         return None
@@ -230,5 +231,3 @@ def parse_feed(
         is_feed=is_feed,
         error=None if is_feed else f"not a feed ({'; '.join(problems) or 'no entries'})",
     )
-
-

@@ -18,7 +18,10 @@ AIRFLOW = Path(sys.executable).parent / "airflow"
 def dags_test(env: dict[str, str], date: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(AIRFLOW), "dags", "test", "escalation_monitor", date],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -26,16 +29,21 @@ def dags_test(env: dict[str, str], date: str) -> subprocess.CompletedProcess:
 def test_airflow_dags_test_runs_the_day_and_a_rerun_adds_no_rows(airflow_db, tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'escmon.db'}"
     store.upgrade(url)
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("ESCMON_", "AIRFLOW_CONN_"))}
-    env.update({
-        "AIRFLOW_HOME": os.environ["AIRFLOW_HOME"],  # the session's, migrated by airflow_db
-        "ESCMON_START_DATE": os.environ["ESCMON_START_DATE"],
-        "ESCMON_DATABASE_URL": url,
-        "ESCMON_SEEDS_DIR": str(REPO / "seeds"),
-        "ESCMON_MODELS_DIR": str(REPO / "models"),  # the shipped model
-        "ESCMON_FEEDS_FILE": str(tmp_path / "feeds.toml"),
-    })
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ESCMON_", "AIRFLOW_CONN_"))
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": os.environ["AIRFLOW_HOME"],  # the session's, migrated by airflow_db
+            "ESCMON_START_DATE": os.environ["ESCMON_START_DATE"],
+            "ESCMON_DATABASE_URL": url,
+            "ESCMON_SEEDS_DIR": str(REPO / "seeds"),
+            "ESCMON_MODELS_DIR": str(REPO / "models"),  # the shipped model
+            "ESCMON_FEEDS_FILE": str(tmp_path / "feeds.toml"),
+        }
+    )
     first = dags_test(env, "2024-08-20")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "state=success" in first.stdout + first.stderr

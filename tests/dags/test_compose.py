@@ -13,8 +13,12 @@ from tests.dags.airflow_env import REPO
 
 COMPOSE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+}
 CELERY_SERVICES = {"redis", "airflow-worker"}
 URL_PASSWORD = re.compile(r"://[^:/@]+:([^@]*)@")
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -69,9 +73,13 @@ def test_every_long_running_service_has_a_healthcheck(services) -> None:
 
 def test_commands_and_ports(services) -> None:
     commands = {name: services[name]["command"] for name in AIRFLOW_SERVICES | {"airflow-worker"}}
-    assert commands == {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
-                        "airflow-dag-processor": "dag-processor",
-                        "airflow-triggerer": "triggerer", "airflow-worker": "celery worker"}
+    assert commands == {
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-triggerer": "triggerer",
+        "airflow-worker": "celery worker",
+    }
     assert services["airflow-apiserver"]["ports"] == ["${AIRFLOW_UI_PORT:-8080}:8080"]
     assert services["mailpit"]["ports"] == ["${MAILPIT_UI_PORT:-8025}:8025"]
     assert services["airflow-init"]["command"] == ["/opt/escmon/docker/airflow-init.sh"]
@@ -87,7 +95,9 @@ def test_environment_two_databases_local_executor_and_mail(services) -> None:
     assert store.startswith("postgresql+psycopg://escmon:")
     assert store.endswith("@postgres:5432/escmon")
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert (
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    )
     assert "AIRFLOW_CONN_SMTP_DEFAULT" in env
     for name in AIRFLOW_SERVICES | {"airflow-init", "airflow-worker"}:
         assert services[name]["environment"]["ESCMON_DATABASE_URL"] == store, name
@@ -97,9 +107,15 @@ def test_environment_two_databases_local_executor_and_mail(services) -> None:
 
 def test_secrets_come_from_env_never_from_the_file(services) -> None:
     text = COMPOSE.read_text(encoding="utf-8")
-    for secret in ("POSTGRES_PASSWORD", "AIRFLOW_DB_PASSWORD", "ESCMON_DB_PASSWORD",
-                   "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET",
-                   "AIRFLOW_ADMIN_PASSWORD"):
+    for secret in (
+        "POSTGRES_PASSWORD",
+        "AIRFLOW_DB_PASSWORD",
+        "ESCMON_DB_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_API_SECRET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_ADMIN_PASSWORD",
+    ):
         assert f"${{{secret}:?" in text, f"{secret} must be required from .env"
     for name, service in services.items():
         for key, value in (service.get("environment") or {}).items():
@@ -135,7 +151,8 @@ def test_mounts_and_build_files_exist(compose, services) -> None:
     assert mounted["/opt/escmon/models"] == "./models" and mounted["/opt/escmon/seeds"] == "./seeds"
     assert mounted["/opt/airflow/dags"] == "./dags"
     assert mounted["/docker-entrypoint-initdb.d/10-init-databases.sh"] == (
-        "./docker/postgres/init-databases.sh")
+        "./docker/postgres/init-databases.sh"
+    )
     env = services["airflow-scheduler"]["environment"]
     assert env["ESCMON_MODELS_DIR"] == "/opt/escmon/models"
     assert env["ESCMON_FEEDS_FILE"].startswith("/opt/escmon/seeds/")
@@ -146,8 +163,12 @@ def test_init_scripts_create_both_databases_and_set_up_everything() -> None:
     for database in ("airflow", "escmon"):
         assert f"CREATE DATABASE {database} OWNER {database};" in sql
     init = (REPO / "docker/airflow-init.sh").read_text(encoding="utf-8")
-    for step in ("airflow db migrate", "escmon db upgrade", "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
-                 "escmon train --if-missing"):
+    for step in (
+        "airflow db migrate",
+        "escmon db upgrade",
+        "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+        "escmon train --if-missing",
+    ):
         assert step in init
     for script in ("docker/postgres/init-databases.sh", "docker/airflow-init.sh"):
         assert (REPO / script).stat().st_mode & 0o111, f"{script} is not executable"

@@ -30,20 +30,32 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 def smtp_connection(server: SmtpServer) -> str:
     """An Airflow SMTP connection (``AIRFLOW_CONN_*`` JSON) for the test server."""
-    return json.dumps({
-        "conn_type": "smtp", "host": server.host, "port": server.port,
-        "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 5,
-                  "from_email": "escmon@example.test"},
-    })
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": server.host,
+            "port": server.port,
+            "extra": {
+                "disable_ssl": True,
+                "disable_tls": True,
+                "timeout": 5,
+                "from_email": "escmon@example.test",
+            },
+        }
+    )
 
 
 FEED_STORIES = [
-    ("Belarus moves troops to the border",
-     "Belarusian troops were deployed to the border with Ukraine, the defence ministry in Minsk "
-     "said. Officials in Kyiv called the move a provocation and put border units on alert."),
-    ("Minsk and Warsaw talk about the border crossings",
-     "Officials from Belarus and Poland met to discuss reopening two border crossings. Both "
-     "sides described the talks as constructive and agreed to meet again next month."),
+    (
+        "Belarus moves troops to the border",
+        "Belarusian troops were deployed to the border with Ukraine, the defence ministry in Minsk "
+        "said. Officials in Kyiv called the move a provocation and put border units on alert.",
+    ),
+    (
+        "Minsk and Warsaw talk about the border crossings",
+        "Officials from Belarus and Poland met to discuss reopening two border crossings. Both "
+        "sides described the talks as constructive and agreed to meet again next month.",
+    ),
 ]
 
 
@@ -51,19 +63,22 @@ def rss(day: dt.date) -> bytes:
     """An RSS feed with FEED_STORIES, published at noon UTC on ``day``."""
     stamp = format_datetime(dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC), usegmt=True)
     items = "".join(
-        f"<item><title>{title}</title><guid isPermaLink=\"false\">story-{n}</guid>"
+        f'<item><title>{title}</title><guid isPermaLink="false">story-{n}</guid>'
         f"<description>{text}</description><pubDate>{stamp}</pubDate></item>"
         for n, (title, text) in enumerate(FEED_STORIES)
     )
-    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            "<title>Belarus news</title><link>http://news.example.test/</link>"
-            f"<language>en</language>{items}</channel></rss>").encode()
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        "<title>Belarus news</title><link>http://news.example.test/</link>"
+        f"<language>en</language>{items}</channel></rss>"
+    ).encode()
 
 
 def serve_feed(httpserver, registry: Path, day: dt.date) -> None:
     """Serve the feed on the local HTTP server and list it in the feed registry."""
     httpserver.expect_request("/belarus.xml").respond_with_data(
-        rss(day), content_type="application/rss+xml")
+        rss(day), content_type="application/rss+xml"
+    )
     registry.write_text(
         "[[feeds]]\n"
         'name = "belarus-news"\n'
@@ -171,7 +186,8 @@ def test_spike_day_mails_one_alert_and_a_rerun_mails_nothing(
     # the scenario's escalation stories, plus the feed's troop story if the model agrees
     assert alert.observed in {scenario.SPIKE_STORIES, scenario.SPIKE_STORIES + 1}
     assert store.table_counts(engine)["articles"] == built.counts["articles"] + 1 + len(
-        FEED_STORIES)  # the scenario, the seed, the feed
+        FEED_STORIES
+    )  # the scenario, the seed, the feed
     [mail] = smtp_server.received
     assert mail.rcpt_tos == ["analyst@example.test"]
     assert mail.mail_from == "escmon@example.test"  # from the Airflow connection

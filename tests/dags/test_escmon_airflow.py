@@ -17,10 +17,19 @@ def test_smtp_overrides_from_an_airflow_connection(monkeypatch) -> None:
     )
     overrides = smtp_settings_from_airflow("smtp_test")
     assert overrides == {
-        "smtp_host": "mail.example.test", "smtp_port": 2525, "smtp_user": "bot",
-        "smtp_password": "pw-123456", "smtp_ssl": False, "smtp_starttls": True,
-        "smtp_timeout": 7.0, "alert_from": "bot@example.test",
+        "smtp_host": "mail.example.test",
+        "smtp_port": 2525,
+        "smtp_user": "bot",
+        "smtp_password": "pw-123456",
+        "smtp_ssl": False,
+        "smtp_starttls": True,
+        "smtp_timeout": 7.0,
+        "alert_from": "bot@example.test",
     }
     config = SmtpConfig.from_settings(Settings(alert_to=["x@example.test"]), overrides)
     assert (config.host, config.port, config.starttls, config.ssl) == (
-        "mail.example.test", 2525, True, False)
+        "mail.example.test",
+        2525,
+        True,
+        False,
+    )

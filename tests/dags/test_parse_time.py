@@ -67,7 +67,10 @@ def probe(path: Path) -> dict:
     """Import ``path`` in a fresh interpreter after Airflow; what it touched and how long."""
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(path)],
-        capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -50,7 +50,8 @@ def test_retrain_promotes_then_keeps_an_identical_candidate(airflow_db, retrain_
     model = load_model(retrain_env)
     assert model.version == promoted["candidate_version"]
     assert sorted(p.name for p in retrain_env.glob("escalation-*")) == sorted(
-        f"escalation-{model.version}{suffix}" for suffix in (".card.json", ".card.md", ".skops"))
+        f"escalation-{model.version}{suffix}" for suffix in (".card.json", ".card.md", ".skops")
+    )
 
     second = run_dag(dag, DAY)
     assert second.state == "success", task_states(second)
