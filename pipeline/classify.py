@@ -333,6 +333,41 @@ def evaluate(classifier: Classifier, texts: Sequence[str], labels: Sequence[str]
     return scores(list(labels), preds)
 
 
+class Misclassified(NamedTuple):
+    """One sentence the model got wrong, with what it saw."""
+
+    text: str
+    true: str
+    predicted: str
+    probabilities: dict[str, float]
+    cues: list[str]
+
+
+def misclassified(
+    classifier: Classifier, texts: Sequence[str], labels: Sequence[str]
+) -> dict[tuple[str, str], list[Misclassified]]:
+    """The errors grouped by (true, predicted) class, most confident mistakes first.
+
+    Each error carries its probabilities and the cues the lexicon matched (with their
+    CAMEO codes and state: negated, hedged, reported...), so a group can be read for
+    what misled the model.
+    """
+    proba = classifier.predict_proba(texts)
+    groups: dict[tuple[str, str], list[Misclassified]] = {}
+    for text, true, row in zip(texts, labels, proba.tolist(), strict=True):
+        predicted = LABELS[int(np.argmax(row))]
+        if predicted == true:
+            continue
+        cues = [f"{c.text} ({c.code}, {c.polarity}, {c.state})" for c in classifier.explain(text)]
+        probabilities = {lab: round(p, 3) for lab, p in zip(LABELS, row, strict=True)}
+        groups.setdefault((true, predicted), []).append(
+            Misclassified(text, true, predicted, probabilities, cues)
+        )
+    for errors in groups.values():
+        errors.sort(key=lambda e: -e.probabilities[e.predicted])
+    return dict(sorted(groups.items(), key=lambda kv: -len(kv[1])))
+
+
 # ----------------------------------------------------------------------------- training
 @dataclass
 class ModelCard:

@@ -454,12 +454,22 @@ def rescore_command() -> None:
 @app.command("evaluate")
 def evaluate_command(
     input_path: Annotated[Path, input_option("JSON Lines with text and label keys.")],
+    errors: Annotated[
+        bool,
+        typer.Option(
+            "--errors", help="Also list the misclassified sentences, by true/predicted class."
+        ),
+    ] = False,
 ) -> None:
     """Score the current model on labelled sentences: macro-F1, per class, confusion.
 
-    Example: escmon evaluate --input labelled.jsonl
+    With --errors, every misclassified sentence follows, grouped by true and predicted
+    class (largest group first, most confident mistake first), with its probabilities and
+    the cues the lexicon matched.
+
+    Example: escmon evaluate --input labelled.jsonl --errors
     """
-    from pipeline.classify import LABELS, evaluate
+    from pipeline.classify import LABELS, evaluate, misclassified
 
     items = _read_inputs(None, input_path)
     bad = [i for i, item in enumerate(items, 1) if item.get("label") not in LABELS]
@@ -468,6 +478,15 @@ def evaluate_command(
     classifier = _load_classifier()
     result = evaluate(classifier, [i["text"] for i in items], [i["label"] for i in items])
     _print_scores(result, f"model {classifier.version} on {input_path} ({len(items)} sentences)")
+    if errors:
+        texts, labels = [i["text"] for i in items], [i["label"] for i in items]
+        for (true, predicted), group in misclassified(classifier, texts, labels).items():
+            out.print(f"\n{true} -> {predicted} ({len(group)})", style="bold", highlight=False)
+            for error in group:
+                probs = " ".join(f"{k[:3]}={v:.2f}" for k, v in error.probabilities.items())
+                out.print(f"  [{probs}] {error.text}", highlight=False, markup=False)
+                if error.cues:
+                    out.print(f"      cues: {'; '.join(error.cues)}", highlight=False, markup=False)
 
 
 def _print_scores(result: dict[str, Any], title: str) -> None:

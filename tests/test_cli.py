@@ -341,6 +341,21 @@ def test_evaluate_prints_scores(tmp_path, monkeypatch, capsys) -> None:
     assert "needs a label" in capsys.readouterr().err
 
 
+def test_evaluate_errors_lists_the_mistakes_by_class(tmp_path, monkeypatch, capsys) -> None:
+    _model_env(monkeypatch, REPO / "models")
+    labelled = tmp_path / "l.jsonl"
+    rows = [
+        {"text": "Russia deployed additional troops to the border.", "label": "escalation"},
+        {"text": "The museum reopened after renovation.", "label": "escalation"},  # wrong
+    ]
+    labelled.write_text("\n".join(json.dumps(r) for r in rows))
+    assert main(["evaluate", "--input", str(labelled), "--errors"]) == 0
+    output = capsys.readouterr().out
+    assert "escalation -> neutral (1)" in output
+    assert "The museum reopened after renovation." in output
+    assert "Russia deployed additional troops" not in output.split("escalation -> neutral")[1]
+
+
 def test_train_and_if_missing(tmp_path, monkeypatch, capsys) -> None:
     import shutil
 
