@@ -1,10 +1,10 @@
-"""Parsing a Dag file does no work: no database, no network, and little time.
+"""Parsing a Dag file does no work: no database, no network, no heavy imports.
 
 Each file is imported in a fresh interpreter after Airflow itself (its own
 import configures settings and an engine for the metadata database; that is
 Airflow's cost, not ours). Then socket connections and SQLite opens raise (an
 audit hook), SQLAlchemy's ``create_engine`` is replaced by one that raises, and
-the import of the Dag file alone is timed.
+the modules the Dag file imports are listed (the seconds are printed, never asserted).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from pathlib import Path
 import pytest
 
 from tests.dags.conftest import DAG_FILES
-
-BUDGET_S = 2.0
 
 PROBE = r"""
 import importlib.util, json, sys, time
@@ -77,12 +75,12 @@ def probe(path: Path) -> dict:
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
-def test_parsing_touches_no_database_or_network_and_is_fast(path: Path) -> None:
+def test_parsing_touches_no_database_or_network_and_imports_nothing_heavy(path: Path) -> None:
+    """Parse cost is guarded by what is imported, not by a wall-clock limit."""
     report = probe(path)
     assert report["error"] is None, report["error"]
     assert report["touched"] == []
     assert report["heavy"] == [], "pipeline and ML code is imported inside the tasks"
-    assert report["seconds"] < BUDGET_S, f"{path.name} took {report['seconds']:.2f} s to import"
 
 
 def test_probe_catches_a_dag_file_that_connects(tmp_path: Path) -> None:
