@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from pipeline.errors import EscmonError
 from pipeline.stages import STAGE_NAMES, Stage
@@ -36,8 +35,36 @@ app.add_typer(feeds_app, name="feeds")
 alerts_app = typer.Typer(help="List, inspect and send alerts.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
 
-out = Console()
-err = Console(stderr=True)
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use: importing rich.console costs ``--help`` and
+    JSON output time they do not need. Attributes pass through to the console."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def get(self) -> Any:
+        """The real console (for APIs that need one, such as a progress bar)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+def Table(*columns: Any, **options: Any) -> Any:
+    """A rich ``Table``, imported on first use (see :class:`_LazyConsole`)."""
+    from rich.table import Table as RichTable
+
+    return RichTable(*columns, **options)
+
+
+out = _LazyConsole()
+err = _LazyConsole(stderr=True)
 
 
 class UserError(EscmonError):
@@ -98,16 +125,48 @@ def fail(message: str) -> None:
 
 
 def _settings():
+    import tomllib
+
     from pydantic import ValidationError
 
-    from pipeline.config import get_settings
+    from pipeline.config import _config_file, get_settings
 
     try:
         return get_settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise UserError(f"invalid setting ESCMON_{where.upper()}: {first['msg']}") from exc
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise UserError(f"invalid setting ESCMON_{where.upper()}: {message}") from exc
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"settings file {_config_file()} (ESCMON_CONFIG) cannot be read: {exc}; "
+            "fix its TOML or point ESCMON_CONFIG elsewhere"
+        ) from exc
+
+
+DEFAULT_FEEDS_FILE = Path("seeds/feeds.toml")  # as pipeline.config.Settings.feeds_file
+
+
+def _feeds_file() -> Path:
+    """``ESCMON_FEEDS_FILE`` as :class:`pipeline.config.Settings` reads it (environment,
+    then the settings file, then the default), without importing pydantic: it keeps the
+    ``feeds`` commands fast. tests/test_errors.py checks that both agree."""
+    import tomllib
+
+    for key, value in os.environ.items():
+        if key.upper() == "ESCMON_FEEDS_FILE":  # pydantic-settings ignores the case
+            return Path(value)
+    config = Path(os.environ.get("ESCMON_CONFIG", "escmon.toml"))
+    if not config.is_file():
+        return DEFAULT_FEEDS_FILE
+    try:
+        configured = tomllib.loads(config.read_text(encoding="utf-8")).get("feeds_file")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return Path(_settings().feeds_file)  # let the full settings report the file
+    if configured is None:
+        return DEFAULT_FEEDS_FILE
+    return Path(configured) if isinstance(configured, str) else Path(_settings().feeds_file)
 
 
 def _parse_day(value: str | None) -> dt.date:
@@ -154,10 +213,13 @@ def db_upgrade(
     from pipeline import store
 
     url = _settings().database_url
-    store.upgrade(url, revision)
-    engine = store.make_engine(url)
-    out.print(f"database at revision {store.current_revision(engine)}")
-    engine.dispose()
+    engine = store.make_engine(url)  # checks the URL and makes the SQLite folder
+    try:
+        with store.database_errors(engine.url):
+            store.upgrade(url, revision)
+            out.print(f"database at revision {store.current_revision(engine)}")
+    finally:
+        engine.dispose()
 
 
 @db_app.command("downgrade")
@@ -170,7 +232,10 @@ def db_downgrade(
     """
     from pipeline import store
 
-    store.downgrade(_settings().database_url, revision)
+    url = _settings().database_url
+    store.make_engine(url).dispose()  # checks the URL
+    with store.database_errors(url):
+        store.downgrade(url, revision)
     out.print(f"database downgraded to {revision}")
 
 
@@ -183,10 +248,13 @@ def db_current() -> None:
     from pipeline import store
 
     engine = store.make_engine(_settings().database_url)
-    out.print(f"revision: {store.current_revision(engine) or 'none'}")
-    for name, count in store.table_counts(engine).items():
-        out.print(f"  {name}: {count}")
-    engine.dispose()
+    try:
+        with store.database_errors(engine.url):
+            out.print(f"revision: {store.current_revision(engine) or 'none'}")
+            for name, count in store.table_counts(engine).items():
+                out.print(f"  {name}: {count}")
+    finally:
+        engine.dispose()
 
 
 # --- run ------------------------------------------------------------------------
@@ -226,29 +294,50 @@ def run_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipeline import daily
-    from pipeline.store import check_schema
+    from pipeline.registry import load_registry
+    from pipeline.store import check_schema, database_errors
 
     day = _parse_day(date)
     names = [str(name) for name in stage] if stage else list(STAGE_NAMES)
+    settings = _settings()
+    if "ingest_feeds" in names:  # before any stage: a wrong registry path is not "no feeds"
+        try:
+            load_registry(settings.feeds_file, missing_ok=False)
+        except EscmonError as exc:
+            if not settings.offline or Path(settings.feeds_file).exists():
+                raise
+            err.print(f"warning: {exc} (offline: no feed is fetched)", highlight=False)
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
+        console=err.get(),
         transient=True,
     )
-    ctx = daily.make_context(day, _settings(), RichProgress(bar))
-    check_schema(ctx.engine)
-    results = []
+    ctx = daily.make_context(day, settings, RichProgress(bar))
     try:
-        with bar:
-            for name in names:
+        check_schema(ctx.engine)
+    except EscmonError:
+        ctx.engine.dispose()
+        raise
+    results = []
+    finished = False
+    try:
+        with bar, database_errors(ctx.engine.url), daily.run_lock(ctx):
+            for name in names:  # one lock for the whole run: no other run between stages
                 results.append(daily.run_stage(ctx, name))
+        finished = True
     finally:
         _print_summary(day, results)
-        _print_feed_problems(ctx.engine)
-        ctx.engine.dispose()
+        try:
+            with database_errors(ctx.engine.url):
+                _print_feed_problems(ctx.engine)
+        except EscmonError:
+            if finished:  # else the run's own error is the one to show
+                raise
+        finally:
+            ctx.engine.dispose()
 
 
 def _print_summary(day: dt.date, results: list) -> None:
@@ -274,8 +363,10 @@ def _print_feed_problems(engine: Any, limit: int = 10) -> None:
     if not failed:
         return
     err.print(f"{len(failed)} feed(s) could not be read this run:", highlight=False)
+    from pipeline.text import clean_text
+
     for name, error in failed[:limit]:
-        err.print(f"  {name}: {error}", highlight=False, markup=False)
+        err.print(f"  {name}: {clean_text(error or '')}", highlight=False, markup=False)
     if len(failed) > limit:
         err.print(f"  ... and {len(failed) - limit} more (see the feeds table)", highlight=False)
 
@@ -317,7 +408,7 @@ def train_command(
     devset_source = None if no_devset else shared_dir or _default_shared_dir()
     if if_missing:
         try:
-            model = load_model(settings.models_dir, settings.model_name)
+            model = load_model(settings.models_dir, settings.model_name, warn=_warn)
         except ModelNotFoundError:
             pass
         else:
@@ -372,11 +463,15 @@ def _jsonl_items(lines: list[str], source: Path) -> list[dict[str, Any]]:
     return items
 
 
+def _warn(message: str) -> None:
+    err.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
 def _load_classifier():
     from pipeline.classify import load_model
 
     settings = _settings()
-    return load_model(settings.models_dir, settings.model_name)
+    return load_model(settings.models_dir, settings.model_name, warn=_warn)
 
 
 def _cue_dicts(classifier: Any, text: str) -> list[dict[str, str]]:
@@ -588,7 +683,7 @@ def feeds_list(output_format: FormatOption = OutputFormat.auto) -> None:
     """
     from pipeline.registry import list_feeds
 
-    path = _settings().feeds_file
+    path = _feeds_file()
     rows = [
         {
             "name": spec.name,
@@ -599,7 +694,7 @@ def feeds_list(output_format: FormatOption = OutputFormat.auto) -> None:
             "enabled": spec.enabled,
             "verified": spec.verified,
         }
-        for spec in list_feeds(path)
+        for spec in list_feeds(path, missing_ok=False)
     ]
     _emit(rows, output_format, title=f"Feeds in {path}")
 
@@ -633,7 +728,7 @@ def feeds_add(
         fulltext=str(fulltext),
         enabled=not disabled,
     )
-    added = add_feed(_settings().feeds_file, spec)
+    added = add_feed(_feeds_file(), spec)
     out.print(f"added {added.name} ({added.url})", highlight=False)
 
 
@@ -645,7 +740,7 @@ def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """
     from pipeline.registry import remove_feed
 
-    removed = remove_feed(_settings().feeds_file, name)
+    removed = remove_feed(_feeds_file(), name)
     out.print(f"removed {removed.name}", highlight=False)
 
 
@@ -666,20 +761,24 @@ def feeds_check(
     from pipeline.registry import list_feeds, update_feed
 
     settings = _settings()
-    specs = {spec.name: spec for spec in list_feeds(settings.feeds_file)}
+    by_url = "://" in target  # a URL needs no registry, unless it is registered
+    specs = {spec.name: spec for spec in list_feeds(settings.feeds_file, missing_ok=by_url)}
     spec = specs.get(target)
     if spec is None and "://" not in target:
         raise UserError(f"no feed named {target!r} in {settings.feeds_file}; give a name or URL")
     url = spec.url if spec else target
+    from pipeline.text import clean_text
+
     report = check_feed(url, settings, language=spec.language if spec else None)
     out.print(
-        f"{target}: {report.status}, HTTP {report.http_status or '-'}, "
+        f"{clean_text(target)}: {report.status}, HTTP {report.http_status or '-'}, "
         f"{report.entries} entries, {report.elapsed:.2f}s"
-        + (f", title {report.title!r}" if report.title else ""),
+        + (f", title {clean_text(report.title)!r}" if report.title else ""),
         highlight=False,
+        markup=False,
     )
     for problem in report.problems:
-        out.print(f"  - {problem}", highlight=False, markup=False)
+        out.print(f"  - {clean_text(problem)}", highlight=False, markup=False)
     if report.status == "failed":
         raise UserError(f"{target}: feed could not be read")
     if mark_verified and spec is not None:
@@ -692,12 +791,13 @@ def feeds_check(
 @contextmanager
 def _store() -> Iterator[Any]:
     """An engine on the configured store, schema checked, disposed afterwards."""
-    from pipeline.store import check_schema, make_engine
+    from pipeline.store import check_schema, database_errors, make_engine
 
     engine = make_engine(_settings().database_url)
     try:
         check_schema(engine)
-        yield engine
+        with database_errors(engine.url):
+            yield engine
     finally:
         engine.dispose()
 
@@ -744,6 +844,7 @@ def alerts_show(
     Example: escmon alerts show 3 --mail
     """
     from pipeline.alerts import get_alert, render_alert
+    from pipeline.text import clean_text
 
     with _store() as engine:
         view = get_alert(engine, alert_id)
@@ -751,19 +852,21 @@ def alerts_show(
             raise UserError(f"no alert with id {alert_id}; see `escmon alerts list`")
         message = render_alert(engine, _settings(), alert_id) if mail else None
     if message is not None:
-        out.print(f"Subject: {message['Subject']}", highlight=False)
+        out.print(f"Subject: {clean_text(str(message['Subject']))}", highlight=False, markup=False)
         plain = message.get_body(("plain",))
-        out.print(plain.get_content() if plain else "", highlight=False, markup=False)
+        body = clean_text(plain.get_content()) if plain else ""
+        out.print(body, highlight=False, markup=False)
         return
-    error = f" - {view.last_error}" if view.last_error else ""
+    error = f"; last error: {clean_text(view.last_error)}" if view.last_error else ""
     out.print(
         f"#{view.id} {view.scope} {view.day} {view.method}: observed {view.observed:g}, "
         f"expected {_cell(view.baseline_mean)}, threshold {_cell(view.threshold)}; "
         f"{view.status} ({view.attempts} attempts){error}",
         highlight=False,
+        markup=False,
     )
     for item in view.evidence:
-        out.print(f"- {item.get('text', '')}", highlight=False, markup=False)
+        out.print(f"- {clean_text(str(item.get('text', '')))}", highlight=False, markup=False)
 
 
 @alerts_app.command("send")

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -28,6 +28,28 @@ def _config_file() -> Path:
     return Path(os.environ.get("ESCMON_CONFIG", DEFAULT_CONFIG_FILE))
 
 
+def _host_or_network_list(value: Any) -> Any:
+    """``fetch_allow_hosts``: comma-separated host names, IP addresses or networks (CIDR)."""
+    import ipaddress
+    import re
+
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list):
+        return value
+    for entry in value:
+        bare = str(entry).strip().strip("[]").rstrip(".")
+        try:
+            ipaddress.ip_network(bare, strict=False)
+        except ValueError:
+            if "/" in bare or not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", bare):
+                raise ValueError(
+                    f"{entry!r} is neither a host name nor an IP address or network "
+                    "(e.g. intranet.example, 10.20.0.0/16)"
+                ) from None
+    return value
+
+
 class Settings(BaseSettings):
     """Every knob of the monitor. Field names map to ``ESCMON_<NAME>`` variables."""
 
@@ -39,6 +61,8 @@ class Settings(BaseSettings):
     models_dir: Path = Path("models")
     feeds_file: Path = Path("seeds/feeds.toml")
     model_name: str = "escalation"
+    # Seconds a run waits for another run of the same store to finish, then stops (0: no wait)
+    run_lock_timeout: float = Field(default=300.0, ge=0)
 
     # HTTP (feeds and article pages)
     http_connect_timeout: float = 5.0
@@ -50,6 +74,13 @@ class Settings(BaseSettings):
     http_concurrency: int = 8
     user_agent: str = "escalation-monitor/0.1 (+https://github.com/escalation-monitor)"
     offline: bool = False
+    http_feed_deadline: float = Field(default=60.0, gt=0)  # s per feed download, all reads
+    http_page_deadline: float = Field(default=30.0, gt=0)  # s per article page download
+    ingest_deadline: float = Field(default=900.0, ge=0)  # s for the ingest stage's fetching
+    # Hosts / IP networks that article links may reach although not public (intranet sources).
+    fetch_allow_hosts: Annotated[list[str], NoDecode, BeforeValidator(_host_or_network_list)] = (
+        Field(default_factory=list)
+    )
 
     # Classification
     classify_batch_size: int = 4096
@@ -70,6 +101,7 @@ class Settings(BaseSettings):
     smtp_timeout: float = 10.0
     alert_from: str = "escmon@localhost"
     alert_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    alert_max_attempts: int = Field(default=3, ge=1)  # a 5xx reply at this attempt: `failed`
 
     log_level: str = "INFO"
 
@@ -78,6 +110,18 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("alert_from", "alert_to", "smtp_host", "smtp_user")
+    @classmethod
+    def _one_header_line(cls, value: Any) -> Any:
+        """Mail settings go into SMTP commands and headers: no CR, LF or other controls."""
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and any(ord(c) < 0x20 or ord(c) == 0x7F for c in item):
+                raise ValueError(
+                    f"{item!r} contains a line break or control character; "
+                    "give a plain value such as escmon@example.org"
+                )
         return value
 
     @classmethod

@@ -3,14 +3,22 @@
 A stage is a function ``(ctx: RunContext) -> dict[str, int]`` that reads and
 writes the store and returns what it did (counts). :func:`run_stage` records
 each call in the ``runs`` table; :func:`run_daily` runs them all in order.
+
+One run at a time works on a store: :func:`run_stage` holds the store's run lock
+(:func:`pipeline.store.run_lock`) for its stage, :func:`run_daily` (or any caller using
+:func:`run_lock`) for all of them. A second run waits up to ``ESCMON_RUN_LOCK_TIMEOUT``
+seconds, then stops with an error naming the run that holds the store.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,7 +27,15 @@ from sqlalchemy import Engine
 from pipeline.config import Settings
 from pipeline.errors import EscmonError
 from pipeline.stages import STAGE_NAMES
-from pipeline.store import check_schema, first_line, insert_ignore, make_engine, session_scope
+from pipeline.store import (
+    RunLock,
+    check_schema,
+    first_line,
+    insert_ignore,
+    make_engine,
+    session_scope,
+)
+from pipeline.store import run_lock as store_run_lock
 from pipeline.tables import Run
 
 
@@ -46,6 +62,7 @@ class RunContext:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     progress: Progress = field(default_factory=NullProgress)
     extra: dict[str, Any] = field(default_factory=dict)
+    lock: RunLock | None = field(default=None, init=False, repr=False, compare=False)
 
 
 Stage = Callable[[RunContext], dict[str, int]]
@@ -65,6 +82,43 @@ def make_context(
         day=day,
         progress=progress or NullProgress(),
     )
+
+
+def _owner(ctx: RunContext, doing: str) -> str:
+    """Who holds the lock, as waiting runs see it (PostgreSQL shows the first 63 bytes)."""
+    return (
+        f"escmon run {ctx.run_id} ({ctx.day.isoformat()}) {doing}, "
+        f"pid {os.getpid()} on {socket.gethostname()}"
+    )
+
+
+@contextmanager
+def run_lock(ctx: RunContext, doing: str = "all stages") -> Iterator[None]:
+    """Hold the store's run lock for the block (a no-op when ``ctx`` holds it already).
+
+    A second run of the same store waits here, up to ``settings.run_lock_timeout`` seconds
+    (``ESCMON_RUN_LOCK_TIMEOUT``), then raises :class:`pipeline.store.RunLockTimeout`
+    before writing anything. While it waits, ``ctx.progress`` shows whom it waits for.
+    """
+    if ctx.lock is not None:
+        ctx.lock.describe(_owner(ctx, doing))
+        yield
+        return
+
+    def waiting(holder: str) -> None:
+        ctx.progress.start(f"waiting for the store, in use by {holder}", None)
+
+    with store_run_lock(
+        ctx.engine,
+        owner=_owner(ctx, doing),
+        timeout=ctx.settings.run_lock_timeout,
+        on_wait=waiting,
+    ) as lock:
+        ctx.lock = lock
+        try:
+            yield
+        finally:
+            ctx.lock = None
 
 
 class StageError(EscmonError, RuntimeError):
@@ -144,9 +198,15 @@ class StageResult:
 
 
 def run_stage(ctx: RunContext, name: str) -> StageResult:
-    """Run one stage and record it in ``runs``; raise :class:`StageError` on failure."""
+    """Run one stage under the run lock and record it in ``runs``; raise :class:`StageError`
+    on failure (and :class:`pipeline.store.RunLockTimeout` when another run keeps the store)."""
     if name not in STAGES:
         raise KeyError(f"unknown stage {name!r}; stages are: {', '.join(STAGES)}")
+    with run_lock(ctx, f"stage {name}"):
+        return _run_stage(ctx, name)
+
+
+def _run_stage(ctx: RunContext, name: str) -> StageResult:
     started = dt.datetime.now(dt.UTC)
     clock = time.perf_counter()
     error: BaseException | None = None
@@ -162,9 +222,24 @@ def run_stage(ctx: RunContext, name: str) -> StageResult:
         duration_s=time.perf_counter() - clock,
         error=first_line(error) if error else None,
     )
-    _record(ctx, result, started)
+    from pipeline.store import database_error, describe_database_error, is_database_error
+
+    unrecorded: str | None = None
+    try:
+        _record(ctx, result, started)
+    except Exception as exc:
+        # The stage's own error comes first: failing to record it must not mask it.
+        if error is None:
+            raise database_error(ctx.engine.url, exc) from exc
+        unrecorded = describe_database_error(ctx.engine.url, exc)
+        error.add_note(f"the failure could not be recorded in the runs table: {unrecorded}")
     if error is not None:
-        raise StageError(name, error) from error
+        cause = database_error(ctx.engine.url, error) if is_database_error(error) else error
+        failure = StageError(name, cause)
+        if unrecorded is not None:  # one line still: the stage's error, then this
+            reason = "" if unrecorded == str(cause) else f": {unrecorded}"
+            failure.args = (f"{failure} (nor could it be recorded in the runs table{reason})",)
+        raise failure from error
     return result
 
 
@@ -189,12 +264,14 @@ def run_daily(
     *,
     on_stage: Callable[[StageResult], None] | None = None,
 ) -> list[StageResult]:
-    """Run every stage in order for ``ctx.day``; stop at the first failure."""
+    """Run every stage in order for ``ctx.day``, holding the run lock throughout; stop at
+    the first failure."""
     check_schema(ctx.engine)
     results = []
-    for name in STAGES:
-        result = run_stage(ctx, name)
-        results.append(result)
-        if on_stage is not None:
-            on_stage(result)
+    with run_lock(ctx):
+        for name in STAGES:
+            result = run_stage(ctx, name)
+            results.append(result)
+            if on_stage is not None:
+                on_stage(result)
     return results

@@ -1,8 +1,10 @@
 """Article pages to main text, for feed entries that carry only a short summary.
 
-The page is fetched by the caller's ``fetch`` function (the feed client in
-:mod:`pipeline.feeds`, with its timeouts and size cap), so this module does no
-HTTP of its own. Extraction uses trafilatura, imported on first use: it is
+The page is fetched by the caller's ``fetch`` function (during ingestion a page
+client from :mod:`pipeline.feeds.http`, with its timeouts, size cap, page deadline
+and the outbound fetch policy: the link comes from feed content, so internal
+addresses are refused and the refusal comes back as ``error``), so this module
+does no HTTP of its own. Extraction uses trafilatura, imported on first use: it is
 slow to import and does no network I/O when given the page.
 """
 

@@ -185,16 +185,45 @@ def parse_registry(text: str, path: Path) -> list[FeedSpec]:
     return specs
 
 
-def load_registry(path: Path) -> list[FeedSpec]:
-    """All feeds of the registry file; a missing file is an empty registry."""
+SETTING = "ESCMON_FEEDS_FILE"
+
+
+def load_registry(path: Path, *, missing_ok: bool = True) -> list[FeedSpec]:
+    """All feeds of the registry file.
+
+    A missing file is an empty registry when ``missing_ok`` (``feeds add`` creates it);
+    otherwise, as for a folder or an unreadable file, a :class:`RegistryError` names
+    ``ESCMON_FEEDS_FILE`` and the fix.
+    """
     path = Path(path)
     if not path.exists():
-        return []
+        if missing_ok:
+            return []
+        raise RegistryError(
+            f"{SETTING} names {_shown(path)}, which does not exist; point {SETTING} at the "
+            "feed registry (default seeds/feeds.toml) or create it with "
+            "`escmon feeds add NAME URL`"
+        )
+    if path.is_dir():
+        raise RegistryError(
+            f"{SETTING} names {_shown(path)}, which is a folder; point {SETTING} at the "
+            "registry file inside it, e.g. seeds/feeds.toml"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise RegistryError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise RegistryError(
+            f"{SETTING} names {_shown(path)}, which cannot be read ({exc.strerror or exc}); "
+            "make it readable for this user"
+        ) from exc
     return parse_registry(text, path)
+
+
+def _shown(path: Path) -> str:
+    """``path``, with the folder it is relative to (settings are read from the working one)."""
+    return str(path) if path.is_absolute() else f"{path} (relative to {Path.cwd()})"
 
 
 # --- writing ------------------------------------------------------------------
@@ -260,8 +289,8 @@ def save_registry(path: Path, specs: Iterable[FeedSpec]) -> None:
 # --- the operations behind `escmon feeds ...` -----------------------------------
 
 
-def list_feeds(path: Path) -> list[FeedSpec]:
-    return load_registry(path)
+def list_feeds(path: Path, *, missing_ok: bool = True) -> list[FeedSpec]:
+    return load_registry(path, missing_ok=missing_ok)
 
 
 def add_feed(path: Path, spec: FeedSpec) -> FeedSpec:
@@ -282,7 +311,7 @@ def add_feed(path: Path, spec: FeedSpec) -> FeedSpec:
 
 def remove_feed(path: Path, name: str) -> FeedSpec:
     """Remove the feed called ``name`` and return it; its stored articles stay."""
-    specs = load_registry(path)
+    specs = load_registry(path, missing_ok=False)
     kept = [spec for spec in specs if spec.name != name]
     if len(kept) == len(specs):
         known = ", ".join(spec.name for spec in specs) or "none"
@@ -293,7 +322,7 @@ def remove_feed(path: Path, name: str) -> FeedSpec:
 
 def update_feed(path: Path, name: str, **changes: Any) -> FeedSpec:
     """Change fields of one feed (e.g. ``verified=True`` after a good check)."""
-    specs = load_registry(path)
+    specs = load_registry(path, missing_ok=False)
     for index, spec in enumerate(specs):
         if spec.name == name:
             changed = replace(spec, **changes)

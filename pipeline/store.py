@@ -11,7 +11,13 @@ upserts use SQLAlchemy's own multi-row statements.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
+import logging
+import math
+import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,11 +41,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.errors import EscmonError
 from pipeline.tables import Base
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 5000
 
@@ -48,16 +57,187 @@ class StoreError(EscmonError, RuntimeError):
     """The database is unreachable, unmigrated or otherwise unusable."""
 
 
+SETTING = "ESCMON_DATABASE_URL"
+URL_EXAMPLES = "sqlite:///var/escmon.db or postgresql+psycopg://user@host/escmon"
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get their folder, WAL and foreign keys."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+    """An engine for ``url``; SQLite files get their folder, WAL and foreign keys.
+
+    Raises :class:`StoreError` naming ``ESCMON_DATABASE_URL`` for a URL that does not
+    parse, a database other than SQLite or PostgreSQL, a driver that is not installed, or a
+    SQLite folder that cannot be created.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # ArgumentError, or ValueError for a bad port
+        raise StoreError(
+            f"{SETTING}: cannot parse {url!r} as a database URL ({first_line(exc)}); "
+            f"use e.g. {URL_EXAMPLES}"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"{SETTING}: unsupported database {backend!r} in "
+            f"{parsed.render_as_string(hide_password=True)}; use SQLite or PostgreSQL, "
+            f"e.g. {URL_EXAMPLES}"
+        )
+    if backend == "sqlite":
+        folder = _sqlite_folder(parsed)
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"{SETTING}: cannot create the folder {folder} for the SQLite database "
+                    f"({exc.strerror or first_line(exc)}); create it writable for this user "
+                    f"or point {SETTING} elsewhere"
+                ) from None
+        engine = _create_engine(parsed, url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return _create_engine(parsed, url, pool_pre_ping=True)
+
+
+def _sqlite_folder(parsed: Any) -> Path | None:
+    """The folder of a SQLite file URL (``file:`` URIs included); None for memory."""
+    database = parsed.database
+    if not database or database == ":memory:" or "mode=memory" in database:
+        return None
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database).parent
+
+
+def _create_engine(parsed: Any, url: str, **kwargs: Any) -> Engine:
+    try:
+        return create_engine(url, **kwargs)
+    except (ImportError, NoSuchModuleError) as exc:  # e.g. postgresql+psycopg2 not installed
+        raise StoreError(
+            f"{SETTING}: the database driver {parsed.get_driver_name()!r} of "
+            f"{parsed.render_as_string(hide_password=True)} is not installed "
+            f"({first_line(exc)}); use e.g. {URL_EXAMPLES}"
+        ) from None
+    except ArgumentError as exc:
+        raise StoreError(
+            f"{SETTING}: {parsed.render_as_string(hide_password=True)}: {first_line(exc)}"
+        ) from None
+
+
+# What a database error's text says (fnmatch patterns, lower case) -> what to tell the user;
+# the first match wins.
+_DB_PROBLEMS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("attempt to write a readonly database", "readonly database"),
+        "the database is read-only; make the file and its folder writable for this user, "
+        "or point {setting} at a writable database",
+    ),
+    (
+        ("unable to open database file",),
+        "cannot open the SQLite file; check that its folder exists and is writable for this "
+        "user, or point {setting} elsewhere",
+    ),
+    (
+        ("file is not a database", "database disk image is malformed"),
+        "the file is not a usable SQLite database; restore it from a backup or point {setting} "
+        "at another file",
+    ),
+    (
+        ("database or disk is full", "no space left"),
+        "the disk is full; free some space and rerun",
+    ),
+    (
+        ('database "*" does not exist',),
+        "the database does not exist; create it (e.g. `createdb NAME`) and run "
+        "`escmon db upgrade`, or correct the database name in {setting}",
+    ),
+    (
+        (
+            "password authentication failed",
+            "no password supplied",
+            "authentication failed",
+            'role "*" does not exist',
+        ),
+        "the server refused the user or password; correct them in {setting}",
+    ),
+    (
+        (
+            "server closed the connection",
+            "terminating connection",
+            "connection is closed",
+            "connection is lost",
+            "consuming input failed",
+            "sending query failed",
+            "connection already closed",
+            "ssl syscall error",
+        ),
+        "the connection to the database server was lost; check the server, then rerun "
+        "(what was committed is kept)",
+    ),
+    (
+        (
+            "connection refused",
+            "could not connect",
+            "connection failed",
+            "timeout expired",
+            "could not translate host name",
+            "name or service not known",
+            "no route to host",
+        ),
+        "cannot reach the database server; start it, or correct the host and port in {setting}",
+    ),
+)
+
+
+def describe_database_error(url: Any, exc: BaseException) -> str:
+    """One line naming the database (password hidden), the setting, the cause and the fix."""
+    import fnmatch
+
+    orig = getattr(exc, "orig", None)
+    source = orig if orig is not None else exc
+    cause = first_line(source)
+    lowered = str(source).lower()
+    where = f"database {_render_url(url)} ({SETTING})"
+    for needles, advice in _DB_PROBLEMS:
+        if any(fnmatch.fnmatchcase(lowered, f"*{needle}*") for needle in needles):
+            return f"{where}: {cause}; {advice.format(setting=SETTING)}"
+    return f"{where}: {cause}"
+
+
+def database_error(url: Any, exc: BaseException) -> StoreError:
+    """:func:`describe_database_error` as a :class:`StoreError`."""
+    return StoreError(describe_database_error(url, exc))
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database or its driver (not from the project's code)."""
+    import sqlite3
+
+    return isinstance(exc, DBAPIError | sqlite3.Error) or type(exc).__module__.startswith("psycopg")
+
+
+def _render_url(url: Any) -> str:
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except Exception:
+            return url
+    return str(url.render_as_string(hide_password=True))
+
+
+@contextmanager
+def database_errors(url: Any) -> Iterator[None]:
+    """Turn errors of the database (or its driver, or Alembic) into :class:`StoreError`."""
+    try:
+        yield
+    except EscmonError:
+        raise
+    except Exception as exc:
+        if is_database_error(exc):
+            raise database_error(url, exc) from exc
+        if type(exc).__module__.startswith("alembic"):
+            raise StoreError(f"database {_render_url(url)} ({SETTING}): {first_line(exc)}") from exc
+        raise
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -126,10 +306,7 @@ def check_schema(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except Exception as exc:  # connection refused, bad credentials, ...
-        raise StoreError(
-            f"cannot open database {engine.url.render_as_string(hide_password=True)}: "
-            f"{first_line(exc)}"
-        ) from exc
+        raise StoreError(f"cannot open {describe_database_error(engine.url, exc)}") from exc
     if current != head_revision(url):
         raise StoreError(
             f"database {engine.url.render_as_string(hide_password=True)} is at revision "
@@ -141,6 +318,287 @@ def first_line(exc: BaseException) -> str:
     """The first line of an error's message (its type name when the message is empty)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+# --- one run at a time ----------------------------------------------------------
+
+RUN_LOCK_SETTING = "ESCMON_RUN_LOCK_TIMEOUT"
+_RUN_LOCK_NAME = "escmon:run-lock"
+_POLL_FIRST, _POLL_MAX = 0.05, 1.0  # lock file polling: 50 ms, doubling up to 1 s
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout expires
+
+
+class RunLockTimeout(StoreError):
+    """Another run held the store's run lock for longer than this run would wait."""
+
+
+class _LockBackend:
+    """How one kind of store is locked; the base class locks nothing (in-memory SQLite)."""
+
+    where = "no lock (in-memory database)"
+
+    def try_acquire(self, owner: str) -> bool:
+        return True
+
+    def wait(self, owner: str, seconds: float) -> bool:
+        return True
+
+    def holder(self) -> str | None:
+        return None
+
+    def describe(self, owner: str) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _FileLock(_LockBackend):
+    """SQLite: ``flock`` on ``<database>.lock``, which also holds the holder's description.
+
+    The kernel drops the lock when its holder exits, however it exits, so a killed run never
+    leaves a stale lock. Separate opens conflict, so threads of one process exclude each
+    other too.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = f"lock file {path}"
+        self._fd: int | None = None
+        self._held = False
+        self._since = ""
+
+    def try_acquire(self, owner: str) -> bool:
+        import fcntl
+
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self._held = True
+        self._since = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        self.describe(owner)
+        return True
+
+    def wait(self, owner: str, seconds: float) -> bool:
+        """Poll (sleeping in between, 50 ms growing to 1 s) until acquired or ``seconds``."""
+        deadline = time.monotonic() + seconds
+        delay = _POLL_FIRST
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(delay, remaining))
+            delay = min(2 * delay, _POLL_MAX)
+            if self.try_acquire(owner):
+                return True
+        return False
+
+    def holder(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8", errors="replace").strip() or None
+        except OSError:
+            return None
+
+    def describe(self, owner: str) -> None:
+        if self._fd is not None and self._held:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{owner}, since {self._since}\n".encode(), 0)
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is not None and self._held:
+            self._held = False
+            os.ftruncate(self._fd, 0)  # before unlocking: a waiter never reads a stale holder
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing also drops the flock
+            self._fd = None
+
+
+class _AdvisoryLock(_LockBackend):
+    """PostgreSQL: a session-level advisory lock on a dedicated connection.
+
+    The key is derived from a fixed name and the store's schema (advisory locks are per
+    database), so stores in different schemas of one database do not exclude each other.
+    The holder shows itself to waiters through its connection's ``application_name``.
+    The server drops the lock when the holder's connection ends.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._connection: Connection = engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+        self._held = False
+        database, schema = self._connection.execute(
+            text("SELECT current_database(), current_schema()")
+        ).one()
+        digest = hashlib.sha256(f"{_RUN_LOCK_NAME}:{schema or ''}".encode()).digest()
+        self.key = int.from_bytes(digest[:8], "big", signed=True)
+        self.where = f"advisory lock {self.key} in database {database!r}, schema {schema!r}"
+
+    def _scalar(self, sql: str, **params: Any) -> Any:
+        return self._connection.execute(text(sql), params).scalar()
+
+    def try_acquire(self, owner: str) -> bool:
+        self.describe(owner, force=True)  # named before holding: waiters always see who
+        self._held = bool(self._scalar("SELECT pg_try_advisory_lock(:key)", key=self.key))
+        return self._held
+
+    def wait(self, owner: str, seconds: float) -> bool:
+        """Block in the server (no polling) until the lock is free or ``seconds`` pass."""
+        milliseconds = max(1, math.ceil(seconds * 1000))
+        self._connection.exec_driver_sql(f"SET lock_timeout = {milliseconds}")
+        try:
+            self._scalar("SELECT pg_advisory_lock(:key)", key=self.key)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                return False
+            raise
+        finally:
+            self._connection.exec_driver_sql("RESET lock_timeout")
+        self._held = True
+        return True
+
+    def holder(self) -> str | None:
+        row = self._connection.execute(
+            text(
+                "SELECT a.pid, a.application_name, host(a.client_addr) FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND l.classid::text::bigint = :high AND l.objid::text::bigint = :low "
+                "AND a.pid <> pg_backend_pid()"
+            ),
+            {"high": (self.key >> 32) & 0xFFFFFFFF, "low": self.key & 0xFFFFFFFF},
+        ).first()
+        if row is None:
+            return None
+        pid, name, address = row
+        name = (name or "").strip() or "a session"  # application_name: its first 63 bytes
+        return f"{name} (server pid {pid}, from {address or 'a local socket'})"
+
+    def describe(self, owner: str, *, force: bool = False) -> None:
+        if self._held or force:  # PostgreSQL keeps the first 63 bytes
+            self._scalar("SELECT set_config('application_name', :name, false)", name=owner)
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            try:
+                unlocked = self._scalar("SELECT pg_advisory_unlock(:key)", key=self.key)
+            except Exception:
+                self._connection.invalidate()  # never pool a session that may hold the lock
+                raise
+            if not unlocked:
+                log.warning("run lock %s was no longer held at release", self.key)
+
+    def close(self) -> None:
+        try:
+            self._connection.exec_driver_sql("RESET application_name")
+        except Exception:  # a broken connection: the server has dropped the lock with it
+            self._connection.invalidate()
+        self._connection.close()
+
+
+def _lock_backend(engine: Engine) -> _LockBackend:
+    url = engine.url
+    if url.get_backend_name() == "postgresql":
+        try:
+            return _AdvisoryLock(engine)
+        except DBAPIError as exc:
+            raise StoreError(
+                f"cannot open database {url.render_as_string(hide_password=True)} to take the "
+                f"run lock: {first_line(exc)}"
+            ) from exc
+    if url.get_backend_name() == "sqlite":
+        path = run_lock_path(url)
+        # An in-memory database is private to this process: nothing to exclude.
+        return _FileLock(path) if path is not None else _LockBackend()
+    raise _unsupported(url.get_backend_name())
+
+
+class RunLock:
+    """The store's run lock, held; see :func:`run_lock`."""
+
+    def __init__(self, backend: _LockBackend) -> None:
+        self._backend = backend
+        self.where = backend.where
+
+    def describe(self, owner: str) -> None:
+        """Update what other runs are told about the holder (for example the current stage)."""
+        self._backend.describe(owner)
+
+
+def run_lock_path(url: str | URL) -> Path | None:
+    """The run lock file of a SQLite file store (``var/escmon.db`` -> ``var/escmon.db.lock``);
+    None for in-memory SQLite and other databases."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    if database.startswith("file:"):  # an SQLite URI filename (?uri=true)
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(f"{database}.lock")
+
+
+@contextmanager
+def run_lock(
+    engine: Engine,
+    *,
+    owner: str,
+    timeout: float,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[RunLock]:
+    """Hold the store's run lock for the block, so that one run at a time works on a store.
+
+    PostgreSQL: a session-level advisory lock on a connection of its own. SQLite: ``flock``
+    on the lock file beside the database file (in-memory databases need none). ``owner``
+    tells waiting runs who holds it. When another run holds it, ``on_wait(holder)`` is called
+    and this run waits up to ``timeout`` seconds, then raises :class:`RunLockTimeout`, which
+    names the holder and the setting. Nothing is written to the store while waiting.
+    """
+    backend = _lock_backend(engine)
+    try:
+        if not backend.try_acquire(owner):
+            holder = backend.holder() or "another run"
+            log.warning(
+                "store in use by %s; waiting up to %g s (%s)", holder, timeout, RUN_LOCK_SETTING
+            )
+            if on_wait is not None:
+                on_wait(holder)
+            if timeout <= 0 or not backend.wait(owner, timeout):
+                raise RunLockTimeout(_timeout_message(engine, backend, timeout))
+        try:
+            yield RunLock(backend)
+        finally:
+            try:
+                backend.release()
+            except Exception as exc:  # never mask the block's own error; closing frees it
+                log.warning("could not release the run lock (%s): %s", backend.where, exc)
+    finally:
+        try:
+            backend.close()
+        except Exception as exc:
+            log.warning("could not close the run lock (%s): %s", backend.where, exc)
+
+
+def _timeout_message(engine: Engine, backend: _LockBackend, timeout: float) -> str:
+    holder = backend.holder() or "another run (it has just finished or not named itself yet)"
+    waited = f"waited {timeout:g} s" if timeout > 0 else f"not waiting: {RUN_LOCK_SETTING}=0"
+    return (
+        f"store {engine.url.render_as_string(hide_password=True)} is in use by another run: "
+        f"{holder} ({waited}; {backend.where}). Let that run finish and run again, or set "
+        f"{RUN_LOCK_SETTING} to the seconds to wait (now {timeout:g})"
+    )
 
 
 # --- database work beside computing -------------------------------------------

@@ -26,7 +26,7 @@ from typing import NamedTuple
 from lxml import etree
 from lxml import html as lxml_html
 
-__all__ = ["Sentence", "html_to_text", "normalize_whitespace", "split_sentences"]
+__all__ = ["Sentence", "clean_text", "html_to_text", "normalize_whitespace", "split_sentences"]
 
 
 class Sentence(NamedTuple):
@@ -184,9 +184,43 @@ _LINE_TAGS = _words("div li dt dd tr td th caption figcaption summary legend")
 _BLOCK_TAGS = tuple(_PARA_TAGS | _LINE_TAGS | {"br"})
 
 
+# Control characters and terminal escape sequences (ECMA-48) in text from the network.
+# A string sequence (OSC, DCS, SOS, PM, APC) goes whole only when it is terminated (BEL or
+# ST) within 512 characters; otherwise only its introducer goes, so no text is swallowed.
+_ESCAPE_SEQ = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI: ESC [ params intermediates final
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]{0,512}(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b[ -/]*[0-~]?"  # any other escape: ESC, intermediates, final
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_SPACE = dict.fromkeys(map(ord, "\x0b\x0c\x1c\x1d\x1e\x1f\x85"), " ")  # whitespace
+
+
+def _drop_control(m: re.Match[str]) -> str:
+    return _CONTROL_SPACE.get(ord(m.group()), "")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without control characters or terminal escape sequences; the rest is kept.
+
+    Removes C0 controls except tab and newline (a CR becomes a newline), DEL, C1 controls,
+    and whole ANSI/terminal sequences (``ESC[31m``, ``ESC]0;title BEL``), so stored feed
+    text holds no NUL (PostgreSQL refuses it) and can never drive a terminal. Control
+    characters that are whitespace (VT, FF, the separators, NEL) become a space.
+    """
+    if not _CONTROL.search(text):
+        return text
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub(_drop_control, _ESCAPE_SEQ.sub("", text))
+
+
 def normalize_whitespace(text: str) -> str:
-    """Collapse every run of whitespace (newlines included) to one space, and strip."""
-    return _WS_TO_FIX.sub(" ", text).strip()
+    """Collapse every run of whitespace (newlines included) to one space, and strip.
+
+    Control characters and escape sequences are removed first (:func:`clean_text`).
+    """
+    return _WS_TO_FIX.sub(" ", clean_text(text)).strip()
 
 
 def html_to_text(html: str) -> str:
@@ -194,9 +228,17 @@ def html_to_text(html: str) -> str:
 
     Text without tags is treated as plain text: entities decoded, line structure kept.
     Malformed markup never raises; as a last resort tags are stripped by regex.
+    Control characters and terminal escape sequences are removed (:func:`clean_text`),
+    both as written and as decoded from character references.
     """
     if not html:
         return ""
+    text = _html_to_text(clean_text(html))
+    cleaned = clean_text(text)  # controls decoded from character references (&#27;)
+    return text if cleaned is text else _normalize_lines(cleaned)
+
+
+def _html_to_text(html: str) -> str:
     if not _TAG_HINT.search(html):
         return _normalize_lines(unescape(html) if "&" in html else html)
     if _NOT_XML.search(html):  # lxml refuses these; our markers must not pre-exist

@@ -2,6 +2,9 @@
 
 Use :func:`running_smtp_server` as a context manager (or wrap it in a fixture);
 received mails are parsed :class:`email.message.EmailMessage` objects.
+``rcpt_replies`` (address -> reply line, e.g. ``"550 5.1.1 No such user"`` or
+``"451 4.7.1 Try again later"``) and ``data_reply`` make the server refuse; change them on
+:attr:`SmtpServer.handler` while it runs (:meth:`SmtpServer.accept_all`).
 :func:`closed_port` gives a port nothing listens on (an SMTP server that is down).
 """
 
@@ -32,8 +35,26 @@ class Received:
 class _Handler:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> refusal reply
+    data_reply: str | None = None  # a refusal of every message at DATA
+    rcpt_attempts: list[str] = field(default_factory=list)  # every RCPT TO, in order
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        with self.lock:
+            self.rcpt_attempts.append(address)
+            reply = self.rcpt_replies.get(address)
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            refusal = self.data_reply
+        if refusal is not None:
+            return refusal
         message = message_from_bytes(
             envelope.original_content or envelope.content, policy=policy.default
         )
@@ -65,6 +86,18 @@ class SmtpServer:
     def messages(self) -> list[EmailMessage]:
         return [item.message for item in self.received]
 
+    @property
+    def rcpt_attempts(self) -> list[str]:
+        """Every address a client asked for (RCPT TO), accepted or refused."""
+        with self.handler.lock:
+            return list(self.handler.rcpt_attempts)
+
+    def accept_all(self) -> None:
+        """From now on accept every recipient and message."""
+        with self.handler.lock:
+            self.handler.rcpt_replies.clear()
+            self.handler.data_reply = None
+
     def overrides(self, *, to: tuple[str, ...] = ("analyst@example.test",)) -> dict[str, Any]:
         """``send_pending_alerts(..., smtp=...)`` overrides that point at this server."""
         return {
@@ -78,8 +111,10 @@ class SmtpServer:
 
 
 @contextmanager
-def running_smtp_server() -> Iterator[SmtpServer]:
-    handler = _Handler()
+def running_smtp_server(
+    *, rcpt_replies: dict[str, str] | None = None, data_reply: str | None = None
+) -> Iterator[SmtpServer]:
+    handler = _Handler(rcpt_replies=dict(rcpt_replies or {}), data_reply=data_reply)
     controller = _FreePortController(handler, hostname=HOST, port=0)
     controller.start()
     try:

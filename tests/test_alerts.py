@@ -18,6 +18,7 @@ from pipeline.alerts import (
     evaluate,
     send_pending_alerts,
 )
+from pipeline.alerts.outbox import backoff
 from pipeline.config import Settings
 from pipeline.signals import SignalPoint, compute_signals
 from pipeline.store import session_scope
@@ -471,3 +472,133 @@ def test_evidence_without_stored_cues_is_explained_from_the_lexicon() -> None:
     cues = _explain("Russia deployed additional troops to the border on Monday.")
     assert cues and {"text", "code", "polarity"} <= set(cues[0])
     assert any("CAMEO" in label for label in cue_labels(cues))
+
+
+# --- permanent and temporary rejections ---------------------------------------------
+
+T0 = dt.datetime(2024, 8, 11, 6, 0, tzinfo=dt.UTC)
+LATER_DAY = dt.timedelta(days=1)
+GONE = "gone@example.test"
+BUSY = "busy@example.test"
+GONE_REPLY = "550 5.1.1 <gone@example.test>: No such user \x1b[31mhere"
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes (stored in UTC)."""
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+def test_permanent_rejection_fails_after_the_bounded_attempts(
+    engine, belarus: Settings, db_url: str, monkeypatch, capsys
+) -> None:
+    _backfill(engine, belarus)
+    assert belarus.alert_max_attempts == 3
+    with running_smtp_server(rcpt_replies={GONE: GONE_REPLY}) as server:
+        to = server.overrides(to=(GONE,))
+        counts = send_pending_alerts(engine, belarus, smtp=to, now=T0)
+        assert (counts["sent"], counts["failed"], counts["given_up"]) == (0, 1, 0)
+        [alert] = _alerts(engine)
+        assert (alert.status, alert.attempts, alert.claimed_at) == ("pending", 1, None)
+        assert _utc(alert.next_attempt_at) == T0 + backoff(1)
+        assert alert.last_error.startswith(f"RCPT TO {GONE}: 550 5.1.1")
+
+        # Within the backoff nothing is tried.
+        soon = send_pending_alerts(engine, belarus, smtp=to, now=T0 + dt.timedelta(minutes=1))
+        assert (soon["pending"], soon["waiting"], soon["failed"]) == (1, 1, 0)
+        assert server.rcpt_attempts == [GONE]
+
+        for day in (1, 2):
+            counts = send_pending_alerts(engine, belarus, smtp=to, now=T0 + dt.timedelta(days=day))
+        assert (counts["failed"], counts["given_up"]) == (1, 1)
+        [alert] = _alerts(engine)
+        assert (alert.status, alert.attempts, alert.next_attempt_at) == ("failed", 3, None)
+        assert alert.last_error.startswith(f"RCPT TO {GONE}: 550 5.1.1 <{GONE}>: No such user")
+        assert "\x1b" not in alert.last_error
+        assert server.rcpt_attempts == [GONE] * 3
+
+        # Later runs never try it again, even once the server would accept it.
+        server.accept_all()
+        for day in (3, 30):
+            later = send_pending_alerts(engine, belarus, smtp=to, now=T0 + dt.timedelta(days=day))
+            assert (later["pending"], later["sent"], later["failed"]) == (0, 0, 0)
+        assert server.rcpt_attempts == [GONE] * 3 and server.received == []
+
+    from pipeline.cli import main
+    from pipeline.config import get_settings
+
+    monkeypatch.setenv("ESCMON_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        capsys.readouterr()
+        assert main(["alerts", "list", "--status", "failed", "--format", "jsonl"]) == 0
+        [row] = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+        assert '"status": "failed"' in row and '"attempts": 3' in row
+        assert main(["alerts", "show", str(alert.id)]) == 0
+        shown = capsys.readouterr().out
+        assert "failed (3 attempts); last error: RCPT TO gone@example.test: 550 5.1.1" in shown
+        assert "\x1b" not in shown
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_5xx_at_data_fails_at_once_with_one_attempt_allowed(engine, belarus: Settings) -> None:
+    _backfill(engine, belarus)
+    once = belarus.model_copy(update={"alert_max_attempts": 1})
+    with running_smtp_server(data_reply="554 5.7.1 Message rejected as spam") as server:
+        counts = send_pending_alerts(engine, once, smtp=server.overrides(), now=T0)
+        assert (counts["sent"], counts["failed"], counts["given_up"]) == (0, 1, 1)
+        assert server.received == []
+    [alert] = _alerts(engine)
+    assert (alert.status, alert.attempts) == ("failed", 1)
+    assert alert.last_error == "DATA: 554 5.7.1 Message rejected as spam"
+
+
+def test_temporary_rejection_stays_pending_and_is_sent_once_accepted(
+    engine, belarus: Settings
+) -> None:
+    _backfill(engine, belarus)
+    with running_smtp_server(rcpt_replies={BUSY: "451 4.7.1 Greylisted, try later"}) as server:
+        to = server.overrides(to=(BUSY,))
+        runs = belarus.alert_max_attempts + 2  # past the bound: a 4xx never gives up
+        for day in range(runs):
+            counts = send_pending_alerts(engine, belarus, smtp=to, now=T0 + dt.timedelta(days=day))
+            assert (counts["sent"], counts["failed"], counts["given_up"]) == (0, 1, 0)
+        [alert] = _alerts(engine)
+        last = T0 + dt.timedelta(days=runs - 1)
+        assert (alert.status, alert.attempts) == ("pending", runs)
+        assert alert.last_error == f"RCPT TO {BUSY}: 451 4.7.1 Greylisted, try later"
+        assert _utc(alert.next_attempt_at) == last + backoff(runs)
+        assert backoff(runs) == dt.timedelta(minutes=5 * 2 ** (runs - 1))
+
+        early = last + backoff(runs) - dt.timedelta(seconds=1)
+        assert send_pending_alerts(engine, belarus, smtp=to, now=early)["waiting"] == 1
+        assert len(server.rcpt_attempts) == runs
+
+        server.accept_all()
+        due = last + backoff(runs)
+        assert send_pending_alerts(engine, belarus, smtp=to, now=due)["sent"] == 1
+        assert send_pending_alerts(engine, belarus, smtp=to, now=due + LATER_DAY)["sent"] == 0
+        [received] = server.received
+        assert received.rcpt_tos == [BUSY]
+    [alert] = _alerts(engine)
+    assert (alert.status, alert.attempts, alert.last_error) == ("sent", runs + 1, None)
+    assert alert.next_attempt_at is None
+
+
+def test_one_refused_recipient_of_two_is_noted_on_the_sent_alert(engine, belarus: Settings) -> None:
+    _backfill(engine, belarus)
+    with running_smtp_server(rcpt_replies={GONE: "550 5.1.1 No such user"}) as server:
+        counts = send_pending_alerts(
+            engine, belarus, smtp=server.overrides(to=(GONE, "desk@example.test")), now=T0
+        )
+        assert counts["sent"] == 1
+        [received] = server.received
+        assert received.rcpt_tos == ["desk@example.test"]
+    [alert] = _alerts(engine)
+    assert alert.status == "sent"
+    assert alert.last_error == f"sent, but refused by RCPT TO {GONE}: 550 5.1.1 No such user"
+
+
+def test_backoff_doubles_up_to_six_hours() -> None:
+    assert [backoff(n) for n in (1, 2, 3)] == [dt.timedelta(minutes=m) for m in (5, 10, 20)]
+    assert backoff(10) == backoff(10_000) == dt.timedelta(hours=6)

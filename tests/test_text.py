@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.text import Sentence, html_to_text, normalize_whitespace, split_sentences
+from pipeline.text import (
+    Sentence,
+    clean_text,
+    html_to_text,
+    normalize_whitespace,
+    split_sentences,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -359,6 +365,64 @@ def test_html_to_text_never_leaves_markup_on_the_corpus() -> None:
 )
 def test_normalize_whitespace(text: str, expected: str) -> None:
     assert normalize_whitespace(text) == expected
+
+
+# ---------------------------------------------------------------------------
+# Control characters and terminal escape sequences
+# ---------------------------------------------------------------------------
+
+ESC = "\x1b"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("before \x00 after", "before  after"),  # a NUL goes, the rest stays
+        ("a\x00\x01\x07\x08\x7fb", "ab"),
+        ("tab\tand\nnewline stay", "tab\tand\nnewline stay"),
+        ("crlf\r\nand\rcr", "crlf\nand\ncr"),
+        ("form\x0cfeed\x0bvt\x1cfs\x85nel", "form feed vt fs nel"),  # whitespace controls
+        (f"{ESC}[31mred{ESC}[0m text", "red text"),  # CSI (SGR)
+        (f"{ESC}[1;31;40mbold{ESC}[2J{ESC}[?25l.", "bold."),
+        (f"{ESC}]0;pwned\x07Title", "Title"),  # OSC ended by BEL
+        (f"{ESC}]8;;https://e.test{ESC}\\link{ESC}]8;;{ESC}\\ text", "link text"),  # OSC, ST
+        (f"{ESC}P1$r{ESC}\\x", "x"),  # DCS
+        (f"x{ESC}]0;no terminator, text kept", "x0;no terminator, text kept"),
+        (f"a{ESC}(Bb{ESC}7c{ESC}", "abc"),  # charset, save cursor, a lone ESC
+        ("c1 \x9b31mcsi \x9d0;t\x9cosc \x80\x9f", "c1 csi osc "),
+        ("Minsk – «квота» 東京 ü\xa0é", "Minsk – «квота» 東京 ü\xa0é"),  # printable text kept
+        ("", ""),
+    ],
+)
+def test_clean_text(text: str, expected: str) -> None:
+    assert clean_text(text) == expected
+    assert clean_text(expected) == expected  # idempotent
+
+
+def test_clean_text_returns_clean_input_unchanged() -> None:
+    text = "Belarus moved troops.\n\nThe ministry said so."
+    assert clean_text(text) is text
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ("Text before \x00 the rest of the entry.", "Text before the rest of the entry."),
+        ("<p>Text before \x00 the <b>rest</b>.</p><p>More</p>", "Text before the rest.\n\nMore"),
+        (f"{ESC}]0;pwned\x07Belarus {ESC}[31mmoves{ESC}[0m troops", "Belarus moves troops"),
+        (f"<b>{ESC}[31mRed</b> {ESC}]2;t\x07alert", "Red alert"),
+        ("a &#27;[31m b &#0; c &#x9b; d", "a [31m b \ufffd c › d"),  # decoded: no ESC byte
+        ("<p>a &#x1b;]0;t&#7; b</p>", "a ]0;t b"),
+    ],
+)
+def test_html_to_text_drops_control_characters_and_keeps_the_rest(html: str, expected: str) -> None:
+    text = html_to_text(html)
+    assert text == expected
+    assert not any((ord(c) < 32 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
+def test_normalize_whitespace_drops_escape_sequences() -> None:
+    assert normalize_whitespace(f"{ESC}[31m Breaking \x00 news{ESC}[0m\r\n") == "Breaking news"
 
 
 # ---------------------------------------------------------------------------

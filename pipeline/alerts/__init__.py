@@ -10,8 +10,9 @@ Three steps, each safe to rerun (:mod:`.rule`, :mod:`.render`, :mod:`.outbox`;
   HTML from autoescaped Jinja2 templates, and an inline PNG chart).
 * :func:`send_pending_alerts` is the outbox: it claims each pending row with a
   conditional UPDATE (so two concurrent senders never mail the same alert),
-  sends it, then marks it sent. A failed send leaves the row pending with its
-  attempts and last error, for the next run.
+  sends it, then marks it sent. A temporary failure leaves the row pending with its
+  attempts, last error and a backoff; a permanent rejection (5xx) marks it ``failed``
+  once ``alert_max_attempts`` attempts are used.
 
 The rule (default, per scope): the escalation-story count alarms under EARS C2
 (or C3), the escalation share test agrees (so more news at the same share is
@@ -19,11 +20,17 @@ not a spike), and the count is at least ``alert_min_count``.
 """
 
 from pipeline.alerts.outbox import (
+    BACKOFF_FIRST,
+    BACKOFF_MAX,
     LEASE,
     MESSAGE_ERRORS,
+    Rejection,
+    backoff,
     claim,
+    mark_failed,
     mark_sent,
     pending_count,
+    rejection,
     release,
     send_pending_alerts,
 )
@@ -70,6 +77,8 @@ from pipeline.alerts.smtp import (
 )
 
 __all__ = [
+    "BACKOFF_FIRST",
+    "BACKOFF_MAX",
     "DETECT_GUARD",
     "EVIDENCE_LIMIT",
     "EVIDENCE_TEXT_CHARS",
@@ -82,11 +91,13 @@ __all__ = [
     "ChartPoint",
     "Decision",
     "Method",
+    "Rejection",
     "SmtpConfig",
     "SmtpOverrides",
     "alert_chart",
     "alert_row",
     "alert_subject",
+    "backoff",
     "build_message",
     "chart_points",
     "claim",
@@ -99,11 +110,13 @@ __all__ = [
     "evidence_for",
     "get_alert",
     "list_alerts",
+    "mark_failed",
     "mark_sent",
     "message_id_for",
     "monitoring_start",
     "parse_scope_rules",
     "pending_count",
+    "rejection",
     "release",
     "render_alert",
     "render_bodies",

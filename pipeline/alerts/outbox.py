@@ -1,10 +1,27 @@
-"""Sending: SMTP configuration and the outbox that mails each pending alert once."""
+"""Sending: SMTP configuration and the outbox that mails each pending alert once.
+
+Failures are sorted by who answered (RFC 5321 reply classes):
+
+* the server rejected this message (MAIL, RCPT or DATA) with a 5xx reply: permanent. The
+  alert waits (:func:`backoff`) and is tried again until it has been attempted
+  ``alert_max_attempts`` times (``ESCMON_ALERT_MAX_ATTEMPTS``, default 3); the rejection at
+  that attempt marks it ``failed`` with the reply in ``last_error``, and it is never tried
+  again. Not failing at the first 5xx: ``failed`` is final, and some servers answer 5xx
+  for passing trouble (a recipient check that timed out, a policy service down).
+* a 4xx reply: temporary. The alert stays pending and waits :func:`backoff` (greylisting
+  expects the client to come back later); it never becomes ``failed``. A 421 also means
+  the server closed the session, so the remaining alerts wait for the next run.
+* no usable server (refused, timed out, disconnected, TLS or login failed): the alert
+  stays pending and due. The run stops after the first such failure (one connection
+  attempt per run), so a down server is not hammered and the next run tries again.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import smtplib
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, or_, select, update
 
@@ -21,12 +38,61 @@ LEASE = dt.timedelta(minutes=15)
 # Errors about one message; anything else means the server or connection is unusable.
 MESSAGE_ERRORS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
 
+BACKOFF_FIRST = dt.timedelta(minutes=5)
+BACKOFF_MAX = dt.timedelta(hours=6)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """The wait after a rejected ``attempts``-th send: 5 minutes, doubling, at most 6 hours."""
+    return min(BACKOFF_FIRST * 2 ** min(max(attempts - 1, 0), 16), BACKOFF_MAX)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A server's reply refusing one message."""
+
+    text: str  # the reply (or replies, one per refused recipient), printable
+    permanent: bool  # every reply is 5xx
+    closing: bool  # a 421: the server closed the session
+
+
+def _printable(value: bytes | str) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def rejection(exc: smtplib.SMTPException) -> Rejection:
+    """What a refusal raised by ``send_message`` says: ``RCPT TO <a>: 550 5.1.1 ...``."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = [
+            (int(code), f"RCPT TO {_printable(addr)}: {code} {_printable(text)}")
+            for addr, (code, text) in exc.recipients.items()
+        ]
+    elif isinstance(exc, smtplib.SMTPSenderRefused):
+        replies = [
+            (
+                exc.smtp_code,
+                f"MAIL FROM {_printable(exc.sender)}: {exc.smtp_code} {_printable(exc.smtp_error)}",
+            )
+        ]
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        replies = [(exc.smtp_code, f"DATA: {exc.smtp_code} {_printable(exc.smtp_error)}")]
+    else:
+        replies = []
+    codes = [code for code, _ in replies]
+    return Rejection(
+        text="; ".join(text for _, text in replies)[:2000] or _describe(exc),
+        permanent=bool(codes) and all(500 <= code < 600 for code in codes),
+        closing=421 in codes,
+    )
+
 
 def claim(engine: Engine, alert_id: int, *, now: dt.datetime, lease: dt.timedelta = LEASE) -> bool:
     """Atomically take ``alert_id`` for sending; False if it is sent or someone else holds it.
 
     A claim older than ``lease`` is considered abandoned (a crashed sender) and
-    can be taken over. The attempt is counted here, before the send.
+    can be taken over. The attempt is counted here, before the send. An alert waiting
+    out its backoff (``next_attempt_at`` after ``now``) is not taken.
     """
     statement = (
         update(Alert)
@@ -34,6 +100,7 @@ def claim(engine: Engine, alert_id: int, *, now: dt.datetime, lease: dt.timedelt
             Alert.id == alert_id,
             Alert.status == "pending",
             or_(Alert.claimed_at.is_(None), Alert.claimed_at < now - lease),
+            or_(Alert.next_attempt_at.is_(None), Alert.next_attempt_at <= now),
         )
         .values(claimed_at=now, attempts=Alert.attempts + 1)
     )
@@ -41,25 +108,48 @@ def claim(engine: Engine, alert_id: int, *, now: dt.datetime, lease: dt.timedelt
         return connection.execute(statement).rowcount == 1
 
 
-def mark_sent(engine: Engine, alert_id: int, *, now: dt.datetime) -> None:
+def mark_sent(engine: Engine, alert_id: int, *, now: dt.datetime, note: str | None = None) -> None:
+    """Mark the alert sent; ``note`` keeps the replies of recipients that refused it."""
     statement = (
         update(Alert)
         .where(Alert.id == alert_id, Alert.status == "pending")
-        .values(status="sent", sent_at=now, last_error=None)
+        .values(status="sent", sent_at=now, last_error=note, next_attempt_at=None)
     )
     with engine.begin() as connection:
         connection.execute(statement)
 
 
-def release(engine: Engine, alert_id: int, error: str) -> None:
-    """Give a claimed alert back (still pending), recording why the send failed."""
+def mark_failed(engine: Engine, alert_id: int, error: str) -> None:
+    """Give up on a claimed alert: ``failed`` with the server's reply; never sent again."""
     statement = (
         update(Alert)
         .where(Alert.id == alert_id, Alert.status == "pending")
-        .values(claimed_at=None, last_error=error[:2000])
+        .values(status="failed", claimed_at=None, last_error=error[:2000], next_attempt_at=None)
     )
     with engine.begin() as connection:
         connection.execute(statement)
+
+
+def release(
+    engine: Engine, alert_id: int, error: str, *, retry_at: dt.datetime | None = None
+) -> None:
+    """Give a claimed alert back (still pending), recording why the send failed.
+
+    ``retry_at`` (the backoff) keeps it from being claimed before then.
+    """
+    statement = (
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.status == "pending")
+        .values(claimed_at=None, last_error=error[:2000], next_attempt_at=retry_at)
+    )
+    with engine.begin() as connection:
+        connection.execute(statement)
+
+
+def _attempts(engine: Engine, alert_id: int) -> int:
+    with engine.connect() as connection:
+        query = select(Alert.attempts).where(Alert.id == alert_id)
+        return int(connection.execute(query).scalar_one())
 
 
 def _describe(exc: BaseException) -> str:
@@ -67,10 +157,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _pending_ids(engine: Engine) -> list[int]:
-    query = select(Alert.id).where(Alert.status == "pending").order_by(Alert.day, Alert.id)
+def _pending_ids(engine: Engine, now: dt.datetime) -> tuple[list[int], int]:
+    """Pending alerts that are due (in order), and how many wait out a backoff."""
+    query = select(Alert.id, Alert.next_attempt_at).where(Alert.status == "pending")
     with engine.connect() as connection:
-        return list(connection.execute(query).scalars())
+        rows = connection.execute(query.order_by(Alert.day, Alert.id)).all()
+    due = [r.id for r in rows if r.next_attempt_at is None or _aware(r.next_attempt_at) <= now]
+    return due, len(rows) - len(due)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; they were stored in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def send_pending_alerts(
@@ -81,29 +179,33 @@ def send_pending_alerts(
     now: dt.datetime | None = None,
     lease: dt.timedelta = LEASE,
 ) -> dict[str, int]:
-    """Send every pending alert once; returns counts.
+    """Send every due pending alert once; returns counts.
 
     ``smtp`` overrides the mail settings (e.g. those of an Airflow connection, read by
     ``dags/escmon_airflow/smtp.py``).
     Without a host or recipients nothing is sent and ``not_configured`` is 1.
-    After a connection-level failure the remaining alerts are left for the next
-    run (``deferred``). A crash between sending and marking sent can resend the
+    Counts: ``pending`` alerts at the start, of which ``waiting`` still wait out a backoff;
+    ``failed`` sends this run, of which ``given_up`` marked their alert ``failed`` (see the
+    module docstring); ``deferred`` alerts left for the next run after the server became
+    unusable. A crash between sending and marking sent can resend the
     mail after the lease expires; it keeps its Message-ID, so clients dedupe it.
     """
     config = SmtpConfig.from_settings(settings, smtp)
-    pending = _pending_ids(engine)
+    pending, waiting = _pending_ids(engine, now or utcnow())
     counts = {
-        "pending": len(pending),
+        "pending": len(pending) + waiting,
         "sent": 0,
         "failed": 0,
+        "given_up": 0,
+        "waiting": waiting,
         "skipped": 0,
         "deferred": 0,
         "not_configured": 0,
     }
     reason = config.missing()
     if reason is not None:
-        if pending:
-            log.warning("alerts: %d pending, not sent: %s", len(pending), reason)
+        if counts["pending"]:
+            log.warning("alerts: %d pending, not sent: %s", counts["pending"], reason)
         counts["not_configured"] = 1
         return counts
     client: smtplib.SMTP | None = None
@@ -117,12 +219,24 @@ def send_pending_alerts(
                 message = render_alert(engine, settings, alert_id, smtp=config)
                 if client is None:
                     client = connect(config)
-                client.send_message(
+                refused = client.send_message(
                     message, from_addr=config.sender, to_addrs=list(config.recipients)
                 )
             except MESSAGE_ERRORS as exc:
-                release(engine, alert_id, _describe(exc))
+                reply = rejection(exc)
                 counts["failed"] += 1
+                attempts = _attempts(engine, alert_id)
+                if reply.permanent and attempts >= settings.alert_max_attempts:
+                    mark_failed(engine, alert_id, reply.text)
+                    counts["given_up"] += 1
+                    log.warning(
+                        "alerts: #%d failed (%d attempts): %s", alert_id, attempts, reply.text
+                    )
+                else:
+                    release(engine, alert_id, reply.text, retry_at=at + backoff(attempts))
+                if reply.closing:  # 421: the server ended the session
+                    counts["deferred"] = len(pending) - index - 1
+                    break
                 continue
             except OSError as exc:  # refused, timed out, disconnected, auth failed, ...
                 release(engine, alert_id, _describe(exc))
@@ -135,7 +249,14 @@ def send_pending_alerts(
             except BaseException as exc:
                 release(engine, alert_id, _describe(exc))
                 raise
-            mark_sent(engine, alert_id, now=now or utcnow())
+            note = None
+            if refused:  # delivered to the others; a per-recipient retry is not kept
+                note = (
+                    "sent, but refused by "
+                    + rejection(smtplib.SMTPRecipientsRefused(dict(refused))).text
+                )
+                log.warning("alerts: #%d %s", alert_id, note)
+            mark_sent(engine, alert_id, now=now or utcnow(), note=note)
             counts["sent"] += 1
     finally:
         if client is not None:

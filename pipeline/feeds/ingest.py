@@ -17,7 +17,15 @@ from sqlalchemy.orm import Session
 
 from pipeline.config import Settings
 from pipeline.dedup import assign_story_ids, content_hash, normalize_for_hash
-from pipeline.feeds.http import PAGE_ACCEPT, FetchResult, HttpLimits, fetch, make_client
+from pipeline.feeds.http import (
+    PAGE_ACCEPT,
+    FetchPolicy,
+    FetchResult,
+    HttpLimits,
+    Resolver,
+    fetch,
+    make_client,
+)
 from pipeline.feeds.normalize import Entry, Rejection, detect_language, normalize_entries
 from pipeline.feeds.xml_guard import ParsedFeed, parse_feed
 from pipeline.fulltext import fetch_fulltext, wants_fulltext
@@ -325,23 +333,54 @@ def health_values(outcome: FeedOutcome, now: dt.datetime) -> dict[str, Any]:
 def store_outcome(
     engine: Engine, outcome: FeedOutcome, seen: _Seen, now: dt.datetime
 ) -> dict[str, int]:
-    """Write one feed's articles, rejections and health in one transaction."""
+    """Write one feed's articles, rejections and health in one transaction.
+
+    The feed's row is written first, so the transaction holds a write lock from its start
+    (the row's lock on PostgreSQL, the database's on SQLite) until it commits: a concurrent
+    run storing the same feed waits, and then sees what this one stored. Entries whose
+    article exists by then (stored by another run since the caller's :func:`drop_known`)
+    are known, never rejected; so is an insert that collides with the entry's own article.
+    Returns ``articles_new``, ``rejected`` and ``entries_known`` (known only now).
+    """
     batch = _Seen(set(seen.urls), set(seen.hashes))
     with session_scope(engine) as session:
+        session.execute(
+            update(Feed).where(Feed.id == outcome.job.id).values(**health_values(outcome, now))
+        )
+        known = drop_known(session, outcome)
         rows, rejected = article_rows(outcome, session, batch, now)
         inserted = set(insert_ignore(session, Article, rows, returning="guid"))
         lost = [row["guid"] for row in rows if row["guid"] not in inserted]
-        rejected += [Rejection(guid, "duplicate (unique key conflict on insert)") for guid in lost]
+        stored = _stored_guids(session, outcome.job.id, lost)
+        known += len(stored)
+        rejected += [
+            Rejection(guid, "duplicate (unique key conflict on insert)")
+            for guid in lost
+            if guid not in stored
+        ]
         rejection_rows = [
             {"feed_id": outcome.job.id, "entry_key": r.key, "reason": r.reason, "seen_at": now}
             for r in rejected
         ]
         new_rejections = insert_ignore(session, RejectedEntry, rejection_rows)
-        session.execute(
-            update(Feed).where(Feed.id == outcome.job.id).values(**health_values(outcome, now))
-        )
     seen.urls, seen.hashes = batch.urls, batch.hashes  # committed: now they are stored
-    return {"articles_new": len(inserted), "rejected": len(new_rejections)}
+    return {
+        "articles_new": len(inserted),
+        "rejected": len(new_rejections),
+        "entries_known": known,
+    }
+
+
+def _stored_guids(session: Session, feed_id: int, guids: Sequence[str]) -> set[str]:
+    """The ``guids`` of which this feed has an article (its own, not a duplicate)."""
+    found: set[str] = set()
+    for chunk in _chunks(list(guids)):
+        found.update(
+            session.execute(
+                select(Article.guid).where(Article.feed_id == feed_id, Article.guid.in_(chunk))
+            ).scalars()
+        )
+    return found
 
 
 def mark_offline(engine: Engine, jobs: Sequence[FeedJob]) -> None:
@@ -363,42 +402,70 @@ def record_failure(engine: Engine, outcome: FeedOutcome, now: dt.datetime) -> No
 
 
 def add_fulltext(
-    client: httpx.Client,
     outcomes: Sequence[FeedOutcome],
     limits: HttpLimits,
     *,
+    policy: FetchPolicy,
     sleep: Callable[[float], None],
+    stage_end: float = float("inf"),
 ) -> dict[str, int]:
-    """Fetch article pages for new entries that want them; failures keep the summary."""
-    work: list[Entry] = []
+    """Fetch article pages for new entries that want them; failures keep the summary.
+
+    Entry links come from feed content, so pages are fetched by a client of
+    their own (no connection shared with the feeds) under ``policy``: public
+    addresses only, checked on every redirect hop, unless allow-listed; a
+    feed registered at an IP address may link to pages on that same address
+    and port. Each page has ``limits.page_deadline``, cut to the stage's
+    deadline (``stage_end``, ``time.monotonic()``); after it no page is fetched.
+    """
+    counts = {"fulltext_ok": 0, "fulltext_failed": 0, "fulltext_skipped": 0}
+    work: list[tuple[Entry, str]] = []
     for outcome in outcomes:
         wanted = [e for e in outcome.entries if wants_fulltext(outcome.job.fulltext, e.body, e.url)]
-        work += wanted[:MAX_FULLTEXT_PER_FEED]
+        work += [(entry, outcome.job.url) for entry in wanted[:MAX_FULLTEXT_PER_FEED]]
     if not work:
-        return {"fulltext_ok": 0, "fulltext_failed": 0}
+        return counts
     dead_hosts: set[str] = set()
 
-    def page(url: str) -> FetchResult:
-        host = urlsplit(url).hostname or ""
-        if host in dead_hosts:
-            return FetchResult(url, url, error=f"skipped: {host} was unreachable earlier")
-        result = fetch(client, url, limits, accept=PAGE_ACCEPT, sleep=sleep)
-        if result.status is None and result.error and result.error.startswith("connection"):
-            dead_hosts.add(host)
-        return result
+    def one(item: tuple[Entry, str], client: httpx.Client) -> str:
+        entry, feed_url = item
+        left = stage_end - time.monotonic()
+        if left <= 0:
+            entry.fulltext_error = "not fetched: the ingest stage deadline was reached"
+            return "fulltext_skipped"
 
-    def one(entry: Entry) -> bool:
+        def page(url: str) -> FetchResult:
+            host = urlsplit(url).hostname or ""
+            if host in dead_hosts:
+                return FetchResult(url, url, error=f"skipped: {host} was unreachable earlier")
+            result = fetch(
+                client,
+                url,
+                limits,
+                accept=PAGE_ACCEPT,
+                sleep=sleep,
+                deadline=min(limits.page_deadline, left),
+                trusted_origin=feed_url,
+            )
+            if result.status is None and result.error and result.error.startswith("connection"):
+                dead_hosts.add(host)
+            return result
+
         result = fetch_fulltext(entry.url or "", page)
         text = _without_title(result.text or "", entry.title)
         if text and len(text) > len(entry.body):
             entry.body, entry.text_source = text, "fulltext"
-            return True
+            return "fulltext_ok"
         entry.fulltext_error = result.error or "page text not longer than the feed's text"
-        return False
+        return "fulltext_failed"
 
-    with ThreadPoolExecutor(max_workers=limits.concurrency) as pool:
-        done = list(pool.map(one, work))
-    return {"fulltext_ok": sum(done), "fulltext_failed": len(done) - sum(done)}
+    with (
+        make_client(limits, policy) as client,
+        ThreadPoolExecutor(max_workers=limits.concurrency) as pool,
+    ):
+        for key in pool.map(lambda item: one(item, client), work):
+            counts[key] += 1
+    return counts
 
 
 def _without_title(text: str, title: str) -> str:
@@ -416,12 +483,14 @@ COUNT_KEYS = (
     "feeds_not_modified",
     "feeds_failed",
     "feeds_waiting",
+    "feeds_deferred",
     "entries_seen",
     "entries_known",
     "articles_new",
     "rejected",
     "fulltext_ok",
     "fulltext_failed",
+    "fulltext_skipped",
     "stories_new",
     "stories_joined",
     "stories_keyed",
@@ -437,6 +506,7 @@ def ingest_feeds(
     progress: Any = None,
     now: dt.datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    resolve: Resolver | None = None,
 ) -> dict[str, int]:
     """Fetch every due, enabled registry feed and store what is new; returns counts.
 
@@ -444,8 +514,16 @@ def ingest_feeds(
     (articles keep their own publication day). One feed failing never fails
     the run: its error is recorded on its ``feeds`` row. ``settings.offline``
     records every due feed as failed without any network I/O.
+
+    ``settings.ingest_deadline`` bounds the fetching: once it has passed, no
+    further feed or page download starts; the feeds not fetched are counted
+    as ``feeds_deferred`` (their rows untouched, so they are due next run, and
+    the stalest feeds are fetched first) and the stage ends normally.
+    ``resolve`` maps a host name to addresses for the article-page policy
+    (the system resolver by default).
     """
     del day  # the stage contract passes it; a feed has no "as of" date
+    stage_end = time.monotonic() + settings.ingest_deadline
     now = now or dt.datetime.now(dt.UTC)
     counts = dict.fromkeys(COUNT_KEYS, 0)
     specs = load_registry(settings.feeds_file)
@@ -457,6 +535,16 @@ def ingest_feeds(
         jobs, counts["feeds_waiting"] = due_jobs(
             session, [spec.name for spec in specs if spec.enabled], now
         )
+        ids = [job.id for job in jobs]
+        fetched_at: dict[int, dt.datetime | None] = {
+            id_: last
+            for id_, last in session.execute(
+                select(Feed.id, Feed.last_fetched_at).where(Feed.id.in_(ids))
+            )
+        }
+    # The stalest first: when the stage deadline defers feeds, the same ones are not always last.
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    jobs.sort(key=lambda job: (_aware(fetched_at.get(job.id)) or epoch, job.name))
     counts["feeds_due"] = len(jobs)
     if settings.offline:
         mark_offline(engine, jobs)
@@ -466,11 +554,31 @@ def ingest_feeds(
     if progress is not None:
         progress.start("feeds", len(jobs))
     with make_client(limits) as client:
-        outcomes = _fetch_all(client, jobs, limits, now=now, sleep=sleep, progress=progress)
-        with session_scope(engine) as session:
-            for outcome in outcomes:
-                counts["entries_known"] += drop_known(session, outcome)
-        counts |= add_fulltext(client, outcomes, limits, sleep=sleep)
+        results = _fetch_all(
+            client, jobs, limits, now=now, sleep=sleep, progress=progress, stage_end=stage_end
+        )
+    deferred = sorted(job.name for job, res in zip(jobs, results, strict=True) if res is None)
+    if deferred:
+        counts["feeds_deferred"] = len(deferred)
+        log.warning(
+            "ingest stage deadline of %g s (ESCMON_INGEST_DEADLINE) reached: %d of %d due "
+            "feeds deferred to the next run: %s",
+            settings.ingest_deadline,
+            len(deferred),
+            len(jobs),
+            ", ".join(deferred[:20]) + (", ..." if len(deferred) > 20 else ""),
+        )
+    outcomes = sorted((o for o in results if o is not None), key=lambda o: o.job.name)  # by name
+    with session_scope(engine) as session:
+        for outcome in outcomes:
+            counts["entries_known"] += drop_known(session, outcome)
+    counts |= add_fulltext(
+        outcomes,
+        limits,
+        policy=FetchPolicy.from_settings(settings, resolve),
+        sleep=sleep,
+        stage_end=stage_end,
+    )
     seen = _Seen()
     for outcome in outcomes:
         counts[f"feeds_{outcome.status}"] += 1
@@ -482,6 +590,7 @@ def ingest_feeds(
                 stored = store_outcome(engine, outcome, seen, now)
                 counts["articles_new"] += stored["articles_new"]
                 counts["rejected"] += stored["rejected"]
+                counts["entries_known"] += stored.get("entries_known", 0)
         except Exception as exc:  # e.g. a value the database refuses: fail this feed only
             log.exception("feed %s: could not store", outcome.job.name)
             counts[f"feeds_{outcome.status}"] -= 1
@@ -506,9 +615,14 @@ def _fetch_all(
     now: dt.datetime,
     sleep: Callable[[float], None],
     progress: Any,
-) -> list[FeedOutcome]:
-    def one(job: FeedJob) -> FeedOutcome:
-        outcome = process_feed(client, job, limits, now=now, sleep=sleep)
+    stage_end: float = float("inf"),
+) -> list[FeedOutcome | None]:
+    """Each job's outcome, in order; None for a job not started before ``stage_end``."""
+
+    def one(job: FeedJob) -> FeedOutcome | None:
+        outcome = None
+        if time.monotonic() < stage_end:
+            outcome = process_feed(client, job, limits, now=now, sleep=sleep)
         if progress is not None:
             progress.advance(1)
         return outcome
