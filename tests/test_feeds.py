@@ -340,6 +340,8 @@ def test_the_guard_handles_utf16_and_leaves_plain_documents_alone() -> None:
         ("javascript:alert(1)", None),
         ("mailto:a@e.test", None),
         ("http://user:pw@e.test/", None),
+        ("http://[::1]:8080/x", "http://[::1]:8080/x"),  # IPv6 literal keeps its brackets
+        ("http://[2001:DB8::1]/y", "http://[2001:db8::1]/y"),
         ("", None),
     ],
 )
@@ -696,8 +698,17 @@ def test_unreachable_host_is_a_recorded_failure(tmp_path, engine, refused_url) -
     assert feed_row(engine, "down").last_error.startswith("connection failed")
 
 
-def test_missing_registry_means_no_feeds(tmp_path, engine) -> None:
-    counts = ingest_feeds(engine, settings_for(tmp_path), day=DAY)
+def test_missing_registry_is_an_error_naming_the_setting(tmp_path, engine) -> None:
+    from pipeline.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="ESCMON_FEEDS_FILE"):
+        ingest_feeds(engine, settings_for(tmp_path), day=DAY)  # the DAG path, too
+
+
+def test_missing_registry_offline_means_no_feeds(tmp_path, engine) -> None:
+    settings = settings_for(tmp_path)
+    settings.offline = True
+    counts = ingest_feeds(engine, settings, day=DAY)
     assert counts["feeds_total"] == 0 and counts["articles_new"] == 0
 
 

@@ -65,6 +65,8 @@ def canonical_url(link: str | None, base: str | None = None) -> str | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower()
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
     if port is not None and port != (443 if scheme == "https" else 80):
         host = f"{host}:{port}"
     if parts.username or parts.password:

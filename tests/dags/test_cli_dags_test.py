@@ -29,6 +29,7 @@ def dags_test(env: dict[str, str], date: str) -> subprocess.CompletedProcess:
 def test_airflow_dags_test_runs_the_day_and_a_rerun_adds_no_rows(airflow_db, tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'escmon.db'}"
     store.upgrade(url)
+    (tmp_path / "feeds.toml").write_text("", encoding="utf-8")  # an empty feed registry
     env = {
         key: value
         for key, value in os.environ.items()

@@ -96,7 +96,10 @@ def monitor_env(pipeline_env, db_url: str, smtp_server: SmtpServer, tmp_path: Pa
     env.setenv("ESCMON_DATABASE_URL", db_url)
     env.setenv("ESCMON_SEEDS_DIR", str(REPO / "seeds"))
     env.setenv("ESCMON_MODELS_DIR", str(REPO / "models"))  # the shipped model
-    env.setenv("ESCMON_FEEDS_FILE", str(tmp_path / "feeds.toml"))
+    registry = tmp_path / "feeds.toml"
+    if not registry.exists():
+        registry.write_text("", encoding="utf-8")  # an empty registry: no feeds (a test may add)
+    env.setenv("ESCMON_FEEDS_FILE", str(registry))
     env.setenv("ESCMON_OFFLINE", "false")
     env.setenv("ESCMON_ALERT_TO", "analyst@example.test")
     env.setenv("ESCMON_FAILURE_EMAIL", "ops@example.test")
