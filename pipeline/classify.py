@@ -30,7 +30,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sqlalchemy import or_, select
+from sqlalchemy import Engine, or_, select
+from sqlalchemy.orm import Session
 
 from pipeline.errors import EscmonError
 from pipeline.gctools import collector_paused
@@ -715,7 +716,9 @@ def _english(language_column: Any) -> Any:
     return or_(language_column == "en", language_column.like("en-%"), language_column.like("en_%"))
 
 
-def _unscored(session: Any, version: str, rescore: bool, after_id: int, limit: int) -> list[Any]:
+def _unscored(
+    session: Session, version: str, rescore: bool, after_id: int, limit: int
+) -> list[Any]:
     from pipeline.tables import Article, Prediction, Sentence
 
     scored = select(Prediction.id).where(Prediction.sentence_id == Sentence.id)
@@ -731,7 +734,7 @@ def _unscored(session: Any, version: str, rescore: bool, after_id: int, limit: i
     return list(session.connection().execute(query))  # Core rows: (id, text) tuples
 
 
-def _has_unscored(engine: Any) -> bool:
+def _has_unscored(engine: Engine) -> bool:
     from pipeline.store import session_scope
 
     with session_scope(engine) as session:

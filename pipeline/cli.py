@@ -14,12 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pipeline.errors import EscmonError
 from pipeline.stages import STAGE_NAMES, Stage
+
+if TYPE_CHECKING:  # for annotations only: the CLI imports these inside its commands
+    from sqlalchemy import Engine
+
+    from pipeline.classify import Classifier
 
 app = typer.Typer(
     name="escmon",
@@ -348,7 +353,7 @@ def _print_summary(day: dt.date, results: list) -> None:
     out.print(table)
 
 
-def _print_feed_problems(engine: Any, limit: int = 10) -> None:
+def _print_feed_problems(engine: Engine, limit: int = 10) -> None:
     """Name the feeds whose last fetch failed (unreachable feeds are reported, not fatal)."""
     from sqlalchemy import select
 
@@ -474,7 +479,7 @@ def _load_classifier():
     return load_model(settings.models_dir, settings.model_name, warn=_warn)
 
 
-def _cue_dicts(classifier: Any, text: str) -> list[dict[str, str]]:
+def _cue_dicts(classifier: Classifier, text: str) -> list[dict[str, str]]:
     return [
         {"cue": c.text, "cameo": c.code, "polarity": c.polarity, "state": c.state}
         for c in classifier.explain(text)

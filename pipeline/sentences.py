@@ -6,7 +6,7 @@ only reads articles and writes sentences in bulk.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, exists, select, update
 
@@ -14,10 +14,13 @@ from pipeline.gctools import collector_paused
 from pipeline.store import insert_ignore, run_batches, session_scope
 from pipeline.tables import Article, Sentence
 
+if TYPE_CHECKING:
+    from pipeline.geo import Gazetteer
+
 ARTICLE_BATCH = 500
 
 
-def sentence_rows(article_id: int, text: str, gazetteer: Any) -> list[dict[str, Any]]:
+def sentence_rows(article_id: int, text: str, gazetteer: Gazetteer) -> list[dict[str, Any]]:
     """One row per sentence of ``text``, with offsets into it and the countries it names."""
     from pipeline.text import split_sentences
 

@@ -189,7 +189,7 @@ _DB_PROBLEMS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-def describe_database_error(url: Any, exc: BaseException) -> str:
+def describe_database_error(url: str | URL, exc: BaseException) -> str:
     """One line naming the database (password hidden), the setting, the cause and the fix."""
     import fnmatch
 
@@ -204,7 +204,7 @@ def describe_database_error(url: Any, exc: BaseException) -> str:
     return f"{where}: {cause}"
 
 
-def database_error(url: Any, exc: BaseException) -> StoreError:
+def database_error(url: str | URL, exc: BaseException) -> StoreError:
     """:func:`describe_database_error` as a :class:`StoreError`."""
     return StoreError(describe_database_error(url, exc))
 
@@ -216,17 +216,19 @@ def is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError | sqlite3.Error) or type(exc).__module__.startswith("psycopg")
 
 
-def _render_url(url: Any) -> str:
+def _render_url(url: str | URL) -> str:
     if isinstance(url, str):
         try:
-            url = make_url(url)
+            parsed = make_url(url)
         except Exception:
             return url
-    return str(url.render_as_string(hide_password=True))
+    else:
+        parsed = url
+    return str(parsed.render_as_string(hide_password=True))
 
 
 @contextmanager
-def database_errors(url: Any) -> Iterator[None]:
+def database_errors(url: str | URL) -> Iterator[None]:
     """Turn errors of the database (or its driver, or Alembic) into :class:`StoreError`."""
     try:
         yield
@@ -682,7 +684,7 @@ def run_batches(
 # --- bulk writes --------------------------------------------------------------
 
 
-def _insert_for(session: Session, table: Any) -> Any:
+def _insert_for(session: Session, table: Table) -> Any:
     dialect = _dialect_name(session)
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -695,7 +697,7 @@ def _unsupported(dialect: str) -> StoreError:
     return StoreError(f"unsupported database dialect {dialect!r}; use SQLite or PostgreSQL")
 
 
-def _check_columns(table: Any, names: Iterable[str]) -> None:
+def _check_columns(table: Table, names: Iterable[str]) -> None:
     unknown = set(names) - set(table.c.keys())
     if unknown:
         raise StoreError(f"{table.name}: no such columns {sorted(unknown)}")

@@ -55,3 +55,17 @@ def test_failing_stage_is_recorded_and_named(settings, tmp_path) -> None:
 def test_unknown_stage() -> None:
     with pytest.raises(KeyError, match="unknown stage"):
         daily.run_stage(None, "nope")  # type: ignore[arg-type]
+
+
+def test_the_library_never_imports_airflow() -> None:
+    """Airflow is an optional extra: the daily job and the CLI run without it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, pipeline.daily, pipeline.cli, pipeline.alerts, pipeline.feeds; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
