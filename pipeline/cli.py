@@ -227,18 +227,31 @@ def db_upgrade(
         engine.dispose()
 
 
-@db_app.command("downgrade")
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1.")],
+    revision: Annotated[
+        str, typer.Argument(help="Target revision: -1 for one step back, a revision id, or base.")
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before dropping tables.")
+    ] = False,
 ) -> None:
-    """Migrate the store down to REVISION (``base`` drops every table).
+    """Migrate the store down to REVISION; the tables and columns it removes lose their data.
 
-    Example: escmon db downgrade -1
+    Asks for confirmation unless --yes (``base`` drops every table).
+
+    Example: escmon db downgrade -1 --yes
     """
     from pipeline import store
 
     url = _settings().database_url
     store.make_engine(url).dispose()  # checks the URL
+    if not yes and not typer.confirm(
+        f"Downgrade {store.render_url(url)} to {revision}? Data in the tables and columns it "
+        "removes is lost",
+        default=False,
+    ):
+        raise typer.Abort()
     with store.database_errors(url):
         store.downgrade(url, revision)
     out.print(f"database downgraded to {revision}")

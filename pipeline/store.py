@@ -197,7 +197,7 @@ def describe_database_error(url: str | URL, exc: BaseException) -> str:
     source = orig if orig is not None else exc
     cause = first_line(source)
     lowered = str(source).lower()
-    where = f"database {_render_url(url)} ({SETTING})"
+    where = f"database {render_url(url)} ({SETTING})"
     for needles, advice in _DB_PROBLEMS:
         if any(fnmatch.fnmatchcase(lowered, f"*{needle}*") for needle in needles):
             return f"{where}: {cause}; {advice.format(setting=SETTING)}"
@@ -216,7 +216,8 @@ def is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError | sqlite3.Error) or type(exc).__module__.startswith("psycopg")
 
 
-def _render_url(url: str | URL) -> str:
+def render_url(url: str | URL) -> str:
+    """The URL to show a person: the password masked."""
     if isinstance(url, str):
         try:
             parsed = make_url(url)
@@ -238,7 +239,7 @@ def database_errors(url: str | URL) -> Iterator[None]:
         if is_database_error(exc):
             raise database_error(url, exc) from exc
         if type(exc).__module__.startswith("alembic"):
-            raise StoreError(f"database {_render_url(url)} ({SETTING}): {first_line(exc)}") from exc
+            raise StoreError(f"database {render_url(url)} ({SETTING}): {first_line(exc)}") from exc
         raise
 
 

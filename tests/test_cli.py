@@ -399,3 +399,20 @@ def test_rescore_is_a_command_and_the_old_flag_still_works(tmp_path, monkeypatch
     assert main(["classify", "--rescore"]) == 0
     captured = capsys.readouterr()
     assert "deprecated; use `escmon rescore`" in captured.err
+
+
+def test_db_downgrade_one_step_asks_first_and_round_trips(db_url, monkeypatch, capsys) -> None:
+    from pipeline import store
+
+    monkeypatch.setenv("ESCMON_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    engine = store.make_engine(db_url)
+    head = store.current_revision(engine)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("n\n"))
+    assert main(["db", "downgrade", "-1"]) == 130  # answered no: nothing dropped
+    assert store.current_revision(engine) == head
+    assert main(["db", "downgrade", "-1", "--yes"]) == 0
+    assert store.current_revision(engine) not in (None, head)
+    assert main(["db", "upgrade"]) == 0
+    assert store.current_revision(engine) == head
+    engine.dispose()
