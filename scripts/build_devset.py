@@ -12,7 +12,7 @@ are used first to disambiguate repeated texts.
 
 Example::
 
-    .venv/bin/python scripts/build_devset.py /work/notes/devset_work.jsonl
+    .venv/bin/python scripts/build_devset.py WORK_FILE.jsonl
 """
 
 from __future__ import annotations
