@@ -15,9 +15,10 @@ run: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# The quick loop: no model-training fixtures, no PostgreSQL, no Airflow (under a minute).
+# The quick loop: no model-training fixtures, no PostgreSQL, no Airflow; both cores
+# (pytest-xdist), under a minute.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not postgres" --ignore=tests/dags -q
+	$(BIN)/python -m pytest -m "not slow and not postgres" --ignore=tests/dags -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
