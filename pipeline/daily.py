@@ -230,7 +230,9 @@ def _run_stage(ctx: RunContext, name: str) -> StageResult:
     except Exception as exc:
         # The stage's own error comes first: failing to record it must not mask it.
         if error is None:
-            raise database_error(ctx.engine.url, exc) from exc
+            if is_database_error(exc):
+                raise database_error(ctx.engine.url, exc) from exc
+            raise
         unrecorded = describe_database_error(ctx.engine.url, exc)
         error.add_note(f"the failure could not be recorded in the runs table: {unrecorded}")
     if error is not None:

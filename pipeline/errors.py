@@ -12,7 +12,3 @@ from __future__ import annotations
 
 class EscmonError(Exception):
     """An error with a message meant for the user: printed as one ``Error:`` line."""
-
-
-class ConfigError(EscmonError, ValueError):
-    """A setting (``ESCMON_*``, ``escmon.toml``) or a file it names is unusable."""

@@ -102,7 +102,8 @@ def make_engine(url: str) -> Engine:
 def _sqlite_folder(parsed: Any) -> Path | None:
     """The folder of a SQLite file URL (``file:`` URIs included); None for memory."""
     database = parsed.database
-    if not database or database == ":memory:" or "mode=memory" in database:
+    memory = str(parsed.query.get("mode", "")).lower() == "memory"
+    if not database or database == ":memory:" or memory or "mode=memory" in database:
         return None
     if str(parsed.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
         database = database.removeprefix("file:").split("?", 1)[0]
@@ -439,9 +440,13 @@ class _AdvisoryLock(_LockBackend):
             isolation_level="AUTOCOMMIT"
         )
         self._held = False
-        database, schema = self._connection.execute(
-            text("SELECT current_database(), current_schema()")
-        ).one()
+        try:
+            database, schema = self._connection.execute(
+                text("SELECT current_database(), current_schema()")
+            ).one()
+        except BaseException:
+            self._connection.close()
+            raise
         digest = hashlib.sha256(f"{_RUN_LOCK_NAME}:{schema or ''}".encode()).digest()
         self.key = int.from_bytes(digest[:8], "big", signed=True)
         self.where = f"advisory lock {self.key} in database {database!r}, schema {schema!r}"

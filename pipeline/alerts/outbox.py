@@ -215,8 +215,12 @@ def send_pending_alerts(
             if not claim(engine, alert_id, now=at, lease=lease):
                 counts["skipped"] += 1  # sent meanwhile, or another sender holds it
                 continue
-            try:
+            try:  # a rendering fault is a bug to surface, not an SMTP server to give up on
                 message = render_alert(engine, settings, alert_id, smtp=config)
+            except BaseException as exc:
+                release(engine, alert_id, _describe(exc))
+                raise
+            try:
                 if client is None:
                     client = connect(config)
                 refused = client.send_message(

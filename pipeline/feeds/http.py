@@ -222,8 +222,11 @@ class FetchPolicy:
             return [str(address) for address in found]
         allowed: list[tuple[IPAddress, str | None]] = []
         refused: list[tuple[IPAddress, str | None]] = []
+        # The same-origin exemption is for a feed registered at an address: never for names,
+        # whose pooled connections a later page of another feed could reuse.
+        trusted_here = trusted if literal is not None else None
         for address in found:
-            problem = self._allowed(address, port, trusted)
+            problem = self._allowed(address, port, trusted_here)
             (refused if problem else allowed).append((address, problem))
         if not allowed:
             address, problem = refused[0]
