@@ -79,11 +79,12 @@ def make_engine(url: str) -> Engine:
     if backend not in ("sqlite", "postgresql"):
         raise StoreError(
             f"{SETTING}: unsupported database {backend!r} in "
-            f"{parsed.render_as_string(hide_password=True)}; use SQLite or PostgreSQL, "
+            f"{render_url(parsed)}; use SQLite or PostgreSQL, "
             f"e.g. {URL_EXAMPLES}"
         )
     if backend == "sqlite":
-        folder = _sqlite_folder(parsed)
+        file = sqlite_file(parsed)
+        folder = file.parent if file else None
         if folder is not None:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -99,15 +100,16 @@ def make_engine(url: str) -> Engine:
     return _create_engine(parsed, url, pool_pre_ping=True)
 
 
-def _sqlite_folder(parsed: Any) -> Path | None:
-    """The folder of a SQLite file URL (``file:`` URIs included); None for memory."""
-    database = parsed.database
-    memory = str(parsed.query.get("mode", "")).lower() == "memory"
-    if not database or database == ":memory:" or memory or "mode=memory" in database:
+def sqlite_file(parsed: URL) -> Path | None:
+    """The file of a SQLite URL (an SQLite ``file:`` URI with ``?uri=true`` included);
+    None for in-memory SQLite and other databases."""
+    database = parsed.database or ""
+    in_memory = str(parsed.query.get("mode", "")).lower() == "memory" or "mode=memory" in database
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or in_memory:
         return None
     if str(parsed.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
         database = database.removeprefix("file:").split("?", 1)[0]
-    return Path(database).parent
+    return Path(database)
 
 
 def _create_engine(parsed: Any, url: str, **kwargs: Any) -> Engine:
@@ -116,13 +118,11 @@ def _create_engine(parsed: Any, url: str, **kwargs: Any) -> Engine:
     except (ImportError, NoSuchModuleError) as exc:  # e.g. postgresql+psycopg2 not installed
         raise StoreError(
             f"{SETTING}: the database driver {parsed.get_driver_name()!r} of "
-            f"{parsed.render_as_string(hide_password=True)} is not installed "
+            f"{render_url(parsed)} is not installed "
             f"({first_line(exc)}); use e.g. {URL_EXAMPLES}"
         ) from None
     except ArgumentError as exc:
-        raise StoreError(
-            f"{SETTING}: {parsed.render_as_string(hide_password=True)}: {first_line(exc)}"
-        ) from None
+        raise StoreError(f"{SETTING}: {render_url(parsed)}: {first_line(exc)}") from None
 
 
 # What a database error's text says (fnmatch patterns, lower case) -> what to tell the user;
@@ -313,7 +313,7 @@ def check_schema(engine: Engine) -> None:
         raise StoreError(f"cannot open {describe_database_error(engine.url, exc)}") from exc
     if current != head_revision(url):
         raise StoreError(
-            f"database {engine.url.render_as_string(hide_password=True)} is at revision "
+            f"database {render_url(engine.url)} is at revision "
             f"{current or 'none'}, not the latest; run `escmon db upgrade`"
         )
 
@@ -522,8 +522,7 @@ def _lock_backend(engine: Engine) -> _LockBackend:
             return _AdvisoryLock(engine)
         except DBAPIError as exc:
             raise StoreError(
-                f"cannot open database {url.render_as_string(hide_password=True)} to take the "
-                f"run lock: {first_line(exc)}"
+                f"cannot open database {render_url(url)} to take the run lock: {first_line(exc)}"
             ) from exc
     if url.get_backend_name() == "sqlite":
         path = run_lock_path(url)
@@ -547,15 +546,8 @@ class RunLock:
 def run_lock_path(url: str | URL) -> Path | None:
     """The run lock file of a SQLite file store (``var/escmon.db`` -> ``var/escmon.db.lock``);
     None for in-memory SQLite and other databases."""
-    parsed = make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return None
-    if parsed.query.get("mode") == "memory":
-        return None
-    if database.startswith("file:"):  # an SQLite URI filename (?uri=true)
-        database = database.removeprefix("file:").split("?", 1)[0]
-    return Path(f"{database}.lock")
+    file = sqlite_file(make_url(url))
+    return Path(f"{file}.lock") if file else None
 
 
 @contextmanager
@@ -603,7 +595,7 @@ def _timeout_message(engine: Engine, backend: _LockBackend, timeout: float) -> s
     holder = backend.holder() or "another run (it has just finished or not named itself yet)"
     waited = f"waited {timeout:g} s" if timeout > 0 else f"not waiting: {RUN_LOCK_SETTING}=0"
     return (
-        f"store {engine.url.render_as_string(hide_password=True)} is in use by another run: "
+        f"store {render_url(engine.url)} is in use by another run: "
         f"{holder} ({waited}; {backend.where}). Let that run finish and run again, or set "
         f"{RUN_LOCK_SETTING} to the seconds to wait (now {timeout:g})"
     )

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, or_, select, update
 from pipeline.alerts.render import render_alert
 from pipeline.alerts.smtp import SmtpConfig, SmtpOverrides, connect
 from pipeline.config import Settings
-from pipeline.tables import Alert, utcnow
+from pipeline.tables import Alert, as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +162,8 @@ def _pending_ids(engine: Engine, now: dt.datetime) -> tuple[list[int], int]:
     query = select(Alert.id, Alert.next_attempt_at).where(Alert.status == "pending")
     with engine.connect() as connection:
         rows = connection.execute(query.order_by(Alert.day, Alert.id)).all()
-    due = [r.id for r in rows if r.next_attempt_at is None or _aware(r.next_attempt_at) <= now]
+    due = [r.id for r in rows if r.next_attempt_at is None or as_utc(r.next_attempt_at) <= now]
     return due, len(rows) - len(due)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; they were stored in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def send_pending_alerts(

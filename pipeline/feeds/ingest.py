@@ -31,7 +31,7 @@ from pipeline.feeds.xml_guard import ParsedFeed, parse_feed
 from pipeline.fulltext import fetch_fulltext, wants_fulltext
 from pipeline.registry import FeedSpec, load_registry
 from pipeline.store import insert_ignore, session_scope, upsert
-from pipeline.tables import Article, Feed, RejectedEntry
+from pipeline.tables import Article, Feed, RejectedEntry, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def due_jobs(session: Session, names: Iterable[str], now: dt.datetime) -> tuple[
     rows = session.execute(select(Feed).where(Feed.name.in_(list(names)), Feed.enabled)).scalars()
     jobs, waiting = [], 0
     for feed in rows:
-        next_at = _aware(feed.next_attempt_at)
+        next_at = as_utc(feed.next_attempt_at)
         if next_at is not None and next_at > now:
             waiting += 1
             continue
@@ -194,12 +194,6 @@ def due_jobs(session: Session, names: Iterable[str], now: dt.datetime) -> tuple[
             )
         )
     return sorted(jobs, key=lambda job: job.name), waiting
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)  # SQLite returns naive datetimes
-    return value
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
@@ -544,7 +538,7 @@ def ingest_feeds(
         }
     # The stalest first: when the stage deadline defers feeds, the same ones are not always last.
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-    jobs.sort(key=lambda job: (_aware(fetched_at.get(job.id)) or epoch, job.name))
+    jobs.sort(key=lambda job: (as_utc(fetched_at.get(job.id)) or epoch, job.name))
     counts["feeds_due"] = len(jobs)
     if settings.offline:
         mark_offline(engine, jobs)
