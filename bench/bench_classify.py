@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -63,3 +64,61 @@ def run(models_dir: Path, texts: Sequence[str]) -> dict[str, float]:
         "api_sentences_per_s": n / api if api else 0.0,
         "api_ratio_to_raw": api / raw if raw else 0.0,
     }
+
+
+def _texts_by_language(url: str, limit: int) -> dict[str, list[str]]:
+    from pipeline.tables import Sentence
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            rows = session.execute(
+                select(Sentence.language, Sentence.text).order_by(Sentence.id)
+            ).all()
+    finally:
+        engine.dispose()
+    out: dict[str, list[str]] = {}
+    for language, text in rows:
+        bucket = out.setdefault(language or "", [])
+        if len(bucket) < limit:
+            bucket.append(text)
+    return out
+
+
+def language_paths(url: str, models_dir: Path, limit: int = 20_000) -> dict[str, dict[str, Any]]:
+    """Per scored language: its model's ``predict_proba`` speed on (up to ``limit`` of) the
+    stored sentences in that language."""
+    from pipeline.classify import load_router
+
+    router = load_router(models_dir)
+    out: dict[str, dict[str, Any]] = {}
+    for language, texts in sorted(_texts_by_language(url, limit).items()):
+        model = router.model_for(language)
+        if model is None or not texts:
+            continue
+        model.pipeline.predict_proba(texts[:64])  # warm up
+        seconds = _seconds(model.pipeline.predict_proba, texts)
+        out[language] = {
+            "model": f"{'English' if language == 'en' else 'multilingual'} {model.version}",
+            "sentences": len(texts),
+            "sentences_per_s": len(texts) / seconds if seconds else 0.0,
+        }
+    return out
+
+
+def language_detection(url: str, limit: int = 20_000) -> dict[str, float]:
+    """:func:`pipeline.language.sentence_language` on stored sentences, with their
+    article's language as the hint (as the split stage calls it)."""
+    from pipeline.language import sentence_language
+
+    pairs = [
+        (text, language)
+        for language, texts in _texts_by_language(url, limit // 5).items()
+        for text in texts
+    ]
+    sentence_language("warm up the detector", None)
+    started = time.perf_counter()
+    for text, language in pairs:
+        sentence_language(text, language)
+    seconds = time.perf_counter() - started
+    return {"sentences": float(len(pairs)), "sentences_per_s": len(pairs) / seconds}

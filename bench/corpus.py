@@ -150,6 +150,47 @@ def generate(
     return out
 
 
+# The mixed-language corpus: half English, an eighth each of the region's languages.
+MIXED_SHARES = {"en": 0.5, "ru": 0.125, "uk": 0.125, "be": 0.125, "pl": 0.125}
+LANGUAGE_SEEDS = REPO / "seeds" / "languages"
+
+
+@lru_cache(maxsize=1)
+def language_pools(seeds_dir: Path = LANGUAGE_SEEDS) -> dict[str, tuple[str, ...]]:
+    """Sentences per language of the region, from the labelled files in ``seeds/languages``
+    (real news, paraphrased), for the mixed-language corpus."""
+    import json
+
+    pools: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(Path(seeds_dir).glob("*.labels.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                pools[row["language"]].append(row["text"])
+    return {language: tuple(texts) for language, texts in pools.items()}
+
+
+def generate_mixed(n: int, *, seed: int = 0, day: dt.date = DAY) -> list[BenchArticle]:
+    """``n`` articles in the shares of :data:`MIXED_SHARES`: the English half as
+    :func:`generate` makes them, the rest built from each language's sentence pool."""
+    counts = {lang: round(n * share) for lang, share in MIXED_SHARES.items()}
+    counts["en"] = n - sum(c for lang, c in counts.items() if lang != "en")
+    out = generate(counts["en"], seed=seed, day=day)
+    pools = language_pools()
+    rng = random.Random(seed + 1)
+    i = counts["en"]
+    for language, count in counts.items():
+        if language == "en":
+            continue
+        pool = list(pools[language])
+        for _ in range(count):
+            entry = Entry(f"mixed-{language}", language, "", tuple(rng.sample(pool, 2)))
+            out.append(_original(i, entry, pool, rng, day))
+            i += 1
+    rng.shuffle(out)
+    return out
+
+
 def _leads(entries: tuple[Entry, ...], pools: dict[str, list[str]]) -> Iterator[Entry]:
     """Every feed entry once, then only entries whose language pool is large, round robin.
 

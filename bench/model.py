@@ -21,17 +21,30 @@ REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(tempfile.gettempdir()) / "escmon-bench-models"
 
 
-def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds") -> str:
-    """Put a model fitted on ``seeds_dir`` labels into ``models_dir``; return its version."""
+def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds", family: str = "en") -> str:
+    """Put a model fitted on ``seeds_dir`` labels into ``models_dir``; return its version.
+
+    ``family="multi"``: the multilingual model, fitted on ``seeds_dir/languages``.
+    """
     import sklearn
     import skops.io as sio
 
-    from pipeline.classify import MODEL_NAME, build_pipeline, load_training_data, model_version
+    from pipeline.classify import (
+        LANGUAGES_SUBDIR,
+        MODEL_NAME,
+        MODEL_SERIES,
+        MULTI_MODEL_NAME,
+        MULTI_SERIES,
+        build_pipeline,
+        load_training_data,
+        model_version,
+    )
 
-    rows = load_training_data(seeds_dir)
-    pipeline = build_pipeline(random_state=0)
-    version = model_version(rows, pipeline)
-    name = f"{MODEL_NAME}-{version}.skops"
+    multi = family == "multi"
+    rows = load_training_data(seeds_dir / LANGUAGES_SUBDIR if multi else seeds_dir)
+    pipeline = build_pipeline(random_state=0, family=family)
+    version = model_version(rows, pipeline, MULTI_SERIES if multi else MODEL_SERIES)
+    name = f"{MULTI_MODEL_NAME if multi else MODEL_NAME}-{version}.skops"
     code = hashlib.sha256(
         b"".join(
             (REPO / "pipeline" / module).read_bytes() for module in ("classify.py", "lexicon.py")

@@ -38,6 +38,11 @@ REQUIRED_KEYS = (
     "ingest_ratio_to_feedparser",
     "end_to_end_sentences_per_s",
     "end_to_end_sentences_per_s_postgres",
+    "end_to_end_sentences_per_s_mixed",
+    "mixed_10k_articles_minutes",
+    "classify_ru_sentences_per_s",
+    "classify_pl_sentences_per_s",
+    "language_detection_sentences_per_s",
     "rerun_seconds",
     "peak_rss_mb",
     "articles",
@@ -47,6 +52,7 @@ REQUIRED_KEYS = (
 # figure -> (comparison, limit); checked and shown, never asserted.
 TARGETS: dict[str, tuple[str, float]] = {
     "end_to_end_sentences_per_s": (">=", 10_000),
+    "mixed_10k_articles_minutes": ("<=", 10.0),
     "classify_ratio_to_raw": ("<=", 1.3),
     "ingest_ratio_to_feedparser": ("<=", 1.2),
     "rerun_seconds": ("<=", 2.0),
@@ -102,6 +108,8 @@ def run(
         with bench.step("end to end (SQLite)"), sqlite_url(work, "e2e") as url:
             _e2e(bench, url, plain, work, "")
         bench.results["peak_rss_mb"] = peak_rss_mb()
+        with bench.step("end to end, mixed languages (SQLite)"), sqlite_url(work, "mixed") as url:
+            _mixed(bench, url, articles, work)
         with bench.step("split"):
             _split(bench, plain, min_seconds)
         with bench.step("store (SQLite)"):
@@ -274,6 +282,44 @@ def _classify(bench: Bench, url: str, work: Path, result: E2EResult, suffix: str
             f"predict_proba {found['raw_sentences_per_s']:,.0f} sent/s",
             f"{found['api_ratio_to_raw']:.2f}",
         )
+
+
+def _mixed(bench: Bench, url: str, n: int, work: Path) -> None:
+    """The daily job on half English, an eighth each Russian, Ukrainian, Belarusian and
+    Polish articles; then each language path's own speed on the sentences it scored."""
+    models = work / "models-mixed"
+    fit_model(models)
+    fit_model(models, family="multi")
+    articles = corpus.generate_mixed(n)
+    load_articles(url, articles)
+    result = run_e2e(bench_settings(url, models, work))
+    if not result.seconds:
+        bench.note("mixed languages: no stage ran")
+        return
+    bench.results["end_to_end_sentences_per_s_mixed"] = result.sentences_per_s
+    bench.results["stage_seconds_mixed"] = result.stages
+    minutes = result.seconds * 10_000 / max(n, 1) / 60
+    bench.results["mixed_10k_articles_minutes"] = minutes
+    bench.row(
+        f"end to end, mixed languages (SQLite, {n:,} articles: half English, 1/8 each ru uk be pl)",
+        f"{result.sentences_per_s:,.0f} sent/s",
+        f"{result.sentences:,} sentences in {result.seconds:.1f} s; "
+        f"10k articles ~{minutes:.1f} min",
+    )
+    for language, figures in bench_classify.language_paths(url, models).items():
+        bench.results[f"classify_{language}_sentences_per_s"] = figures["sentences_per_s"]
+        bench.row(
+            f"  {language} path: predict_proba of its model ({figures['model']})",
+            f"{figures['sentences_per_s']:,.0f} sent/s",
+            f"{figures['sentences']:,} sentences",
+        )
+    detect = bench_classify.language_detection(url)
+    bench.results["language_detection_sentences_per_s"] = detect["sentences_per_s"]
+    bench.row(
+        "  language per sentence (pipeline.language.sentence_language)",
+        f"{detect['sentences_per_s']:,.0f} sent/s",
+        f"{detect['sentences']:,} sentences",
+    )
 
 
 def _postgres(bench: Bench, base: str, articles: list[corpus.BenchArticle], work: Path) -> None:

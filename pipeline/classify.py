@@ -10,6 +10,7 @@ numbers are identical across runs except the timestamp and the training time.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -28,9 +29,9 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from pipeline.errors import EscmonError
@@ -41,6 +42,11 @@ LABELS = ("escalation", "deescalation", "neutral")
 MODEL_NAME = "escalation"
 # Bump when build_pipeline changes in a way that changes predictions.
 MODEL_SERIES = "2.0"
+# The model of the region's own languages (family "multi"), trained on seeds/languages/.
+MULTI_MODEL_NAME = "escalation-multi"
+MULTI_SERIES = "1.0"
+MULTI_LANGUAGES = ("ru", "uk", "be", "pl")
+FAMILIES = ("en", "multi")
 # Each class weighs the same in total, whatever the mix of the training files: 2.0 learns
 # from ~10k real-news sentences (a third to a half neutral) beside the guide examples, and
 # is judged on macro-F1. Grouped CV on the news pages: 0.738 balanced vs 0.733 with the
@@ -52,12 +58,14 @@ CLASS_WEIGHT = "balanced"
 LR_C = 8.0
 CV_FOLDS = 5
 CV_SEED = 0
+LANGUAGES_SUBDIR = "languages"  # seeds/languages/*.labels.jsonl: the multi model's data
 DEFAULT_DEVSET_REFS = Path(__file__).resolve().parents[1] / "dev" / "devset_refs.jsonl"
 
 # Types a model file may contain beyond skops' defaults. Reviewed: our transformer plus the
 # scikit-learn and NumPy pieces the pipeline is made of. Anything else is refused on load.
 TRUSTED_TYPES: tuple[str, ...] = (
     "pipeline.classify.CompactTfidfVectorizer",
+    "pipeline.classify.fold_letters",
     "pipeline.classify.normalize_words",
     "pipeline.lexicon.CueFeatures",
     "sklearn.feature_extraction.text.TfidfTransformer",
@@ -126,9 +134,57 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         super().__setstate__(state)
 
 
-def build_pipeline(random_state: int = 0) -> Pipeline:
-    """Word uni/bi-gram TF-IDF + CAMEO cue features -> class-weighted logistic regression."""
-    features = FeatureUnion(
+# Ukrainian and Belarusian letters folded onto their Russian neighbours (and apostrophes
+# dropped), so the three East Slavic languages share character n-grams: "перемир'я",
+# "перамір'е" and "перемирие" meet in "перемир". Grouped CV on seeds/languages: +0.003
+# overall, +0.012 for Belarusian, the language with least data (dev/README.md).
+_FOLD = str.maketrans(
+    {"і": "и", "ї": "и", "є": "е", "ґ": "г", "ў": "в", "э": "е", "ё": "е", "ъ": None}
+    | dict.fromkeys("'’ʼ`", None)
+)
+
+
+def fold_letters(text: str) -> str:
+    """Lowercase, and fold Ukrainian/Belarusian letters onto Russian ones (see ``_FOLD``)."""
+    return text.lower().translate(_FOLD)
+
+
+def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
+    """The model of a language family: ``en`` (English) or ``multi`` (ru, uk, be, pl).
+
+    ``en``: word uni/bi-gram TF-IDF + CAMEO cue features -> class-weighted logistic
+    regression. ``multi``: character 2-5-gram TF-IDF of letter-folded text (one model for
+    the four languages, which share much of their vocabulary) -> the same regression.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+    features = _multi_features() if family == "multi" else _english_features()
+    # A tight tolerance makes the fit reproducible: with lbfgs' default (1e-4) the stopping
+    # point shifts with BLAS rounding, which changes with memory layout between processes.
+    clf = LogisticRegression(
+        C=LR_C,
+        class_weight=CLASS_WEIGHT,
+        tol=1e-8,
+        max_iter=10000,
+        random_state=random_state,
+    )
+    return Pipeline([("features", features), ("clf", clf)])
+
+
+def _multi_features() -> FeatureUnion:
+    chars = CompactTfidfVectorizer(
+        analyzer="char_wb",
+        preprocessor=fold_letters,
+        ngram_range=(2, 5),
+        min_df=2,
+        sublinear_tf=True,
+        dtype=np.float64,
+    )
+    return FeatureUnion([("chars", chars)])
+
+
+def _english_features() -> FeatureUnion:
+    return FeatureUnion(
         [
             (
                 "words",
@@ -145,16 +201,6 @@ def build_pipeline(random_state: int = 0) -> Pipeline:
         ],
         transformer_weights={"words": 1.0, "cues": 0.5},
     )
-    # A tight tolerance makes the fit reproducible: with lbfgs' default (1e-4) the stopping
-    # point shifts with BLAS rounding, which changes with memory layout between processes.
-    clf = LogisticRegression(
-        C=LR_C,
-        class_weight=CLASS_WEIGHT,
-        tol=1e-8,
-        max_iter=10000,
-        random_state=random_state,
-    )
-    return Pipeline([("features", features), ("clf", clf)])
 
 
 # ----------------------------------------------------------------------------- data
@@ -200,14 +246,33 @@ def data_fingerprint(seeds_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def model_version(rows: Sequence[tuple[str, str]], pipeline: Pipeline) -> str:
+def model_version(
+    rows: Sequence[tuple[str, str]], pipeline: Pipeline, series: str = MODEL_SERIES
+) -> str:
     """``<series>-<hash>``: the hash covers the training rows, the lexicon and the params."""
     h = hashlib.sha256()
     for text, label in rows:
         h.update(f"{label}\t{text}\n".encode())
     h.update(_params_text(pipeline).encode())
     h.update(CueFeatures().fit([]).lexicon_sha256_.encode())
-    return f"{MODEL_SERIES}-{h.hexdigest()[:10]}"
+    return f"{series}-{h.hexdigest()[:10]}"
+
+
+def training_column(seeds_dir: Path, key: str) -> list[Any]:
+    """The ``key`` field of each row of :func:`load_training_data`, in the same order."""
+    return [
+        json.loads(line).get(key)
+        for path in labels_files(seeds_dir)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+
+
+def training_sources(seeds_dir: Path) -> list[str]:
+    """The ``source`` (page URL) of each training row; a row without one is its own group.
+    Grouped cross-validation keeps the sentences of one page in one fold."""
+    sources = training_column(seeds_dir, "source")
+    return [s if isinstance(s, str) else f"row {i}" for i, s in enumerate(sources)]
 
 
 def _params_text(pipeline: Pipeline) -> str:
@@ -247,15 +312,27 @@ def scores(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, Any]:
 
 
 def cross_validate(
-    rows: Sequence[tuple[str, str]], folds: int = CV_FOLDS, seed: int = CV_SEED
+    rows: Sequence[tuple[str, str]],
+    folds: int = CV_FOLDS,
+    seed: int = CV_SEED,
+    *,
+    family: str = "en",
+    groups: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Stratified k-fold macro-F1 on the training rows (fixed seeds)."""
+    """Stratified k-fold macro-F1 on the training rows (fixed seeds); with ``groups``
+    (one page URL per row) no page has sentences on both sides of a fold; with
+    ``languages`` (one per row) the pooled scores are also given per language."""
     texts = [t for t, _ in rows]
     y = np.asarray([lab for _, lab in rows])
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    skf: StratifiedKFold | StratifiedGroupKFold = (
+        StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        if groups is None
+        else StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    )
     per_fold, pred = [], np.empty(len(y), dtype=object)
-    for train_idx, test_idx in skf.split(texts, y):
-        model = build_pipeline(random_state=seed)
+    for train_idx, test_idx in skf.split(texts, y, groups):
+        model = build_pipeline(random_state=seed, family=family)
         model.fit([texts[i] for i in train_idx], y[train_idx])
         fold_pred = model.predict([texts[i] for i in test_idx])
         pred[test_idx] = fold_pred
@@ -274,6 +351,16 @@ def cross_validate(
             )
         )
     out = scores(list(y), list(pred))
+    if groups is not None:
+        out["grouped_by"] = "page"
+    if languages is not None:
+        out["by_language"] = {
+            language: scores(
+                [y[i] for i, lang in enumerate(languages) if lang == language],
+                [pred[i] for i, lang in enumerate(languages) if lang == language],
+            )
+            for language in sorted(set(languages))
+        }
     out.update(
         {
             "folds": folds,
@@ -327,9 +414,70 @@ class Classifier:
         ]
 
     def explain(self, text: str) -> list:
-        """The CAMEO cues matched in ``text`` (see :func:`pipeline.lexicon.explain`)."""
-        cues: CueFeatures = self.pipeline.named_steps["features"].transformer_list[-1][1]
-        return cues.explain(text)
+        """The CAMEO cues matched in ``text`` (see :func:`pipeline.lexicon.explain`); none
+        for a model without cue features (the multilingual one)."""
+        cues = self.pipeline.named_steps["features"].transformer_list[-1][1]
+        return cues.explain(text) if isinstance(cues, CueFeatures) else []
+
+
+class Router:
+    """The model for each language a sentence can be in: English sentences go to the
+    English model, Russian, Ukrainian, Belarusian and Polish ones to the multilingual
+    model (when one is installed); other languages are not scored (``None``).
+    """
+
+    def __init__(self, english: Classifier, multilingual: Classifier | None = None):
+        self.english = english
+        self.multilingual = multilingual
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The language codes this router scores."""
+        return ("en", *(MULTI_LANGUAGES if self.multilingual else ()))
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return tuple(m.version for m in (self.english, self.multilingual) if m is not None)
+
+    def model_for(self, language: str | None) -> Classifier | None:
+        if language == "en":
+            return self.english
+        if language in MULTI_LANGUAGES:
+            return self.multilingual
+        return None
+
+    def predict_proba(
+        self, texts: Sequence[str], languages: Sequence[str | None]
+    ) -> tuple[np.ndarray, list[str | None]]:
+        """Probabilities in :data:`LABELS` order (NaN rows for unscored languages) and the
+        version of the model that scored each row (``None`` where none did)."""
+        proba = np.full((len(texts), len(LABELS)), np.nan)
+        versions: list[str | None] = [None] * len(texts)
+        for model in (self.english, self.multilingual):
+            if model is None:
+                continue
+            rows = [i for i, lang in enumerate(languages) if self.model_for(lang) is model]
+            if rows:
+                proba[rows] = model.predict_proba([texts[i] for i in rows])
+                for i in rows:
+                    versions[i] = model.version
+        return proba, versions
+
+    def predict(
+        self, texts: Sequence[str], languages: Sequence[str | None]
+    ) -> list[Prediction | None]:
+        """One :class:`Prediction` per text, ``None`` for a language no model reads."""
+        proba, versions = self.predict_proba(texts, languages)
+        return [
+            None
+            if version is None
+            else Prediction(LABELS[int(np.argmax(row))], row[0], row[1], row[2], version)
+            for row, version in zip(proba.tolist(), versions, strict=True)
+        ]
+
+    def explain(self, text: str, language: str | None) -> list:
+        model = self.model_for(language)
+        return model.explain(text) if model is not None else []
 
 
 def evaluate(classifier: Classifier, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
@@ -410,8 +558,6 @@ def train(
     devset_refs: Path | None = None,
 ) -> ModelCard:
     """Fit on all seed labels, cross-validate, score the dev set if available, save + cards."""
-    import skops.io as sio
-
     started = time.perf_counter()
     rows = load_training_data(seeds_dir)
     pipeline = build_pipeline(random_state=0)
@@ -420,22 +566,16 @@ def train(
     pipeline.fit([t for t, _ in rows], [lab for _, lab in rows])
     classifier = Classifier(pipeline, version)
     dev = _dev_scores(classifier, shared_dir, devset_refs or DEFAULT_DEVSET_REFS)
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{name}-{version}"
-    model_path = models_dir / f"{stem}.skops"
-    sio.dump(pipeline, model_path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
-    counts = {lab: sum(1 for _, y in rows if y == lab) for lab in LABELS}
     card = ModelCard(
         name=name,
         version=version,
-        model_file=model_path.name,
+        model_file=f"{name}-{version}.skops",
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        training_seconds=round(time.perf_counter() - started, 2),
+        training_seconds=0.0,
         training_data={
             "files": data_fingerprint(seeds_dir),
             "n_sentences": len(rows),
-            "label_counts": counts,
+            "label_counts": _label_counts(rows),
             "sources": "the seed article's sentences and guide examples written to illustrate "
             "LABELING.md, labelled by the maintainers; real news sentences from stored news "
             "pages (close paraphrases with their source URL, never a page of the test split "
@@ -450,6 +590,7 @@ def train(
             "lexicon_sha256": _cue_step(pipeline).lexicon_sha256_,
             "n_features": int(pipeline.named_steps["clf"].coef_.shape[1]),
             "labels": list(LABELS),
+            "languages": ["en"],
         },
         cross_validation=cv,
         dev_set=dev,
@@ -457,11 +598,84 @@ def train(
         notes=[
             "Probabilities are from a class-balanced logistic regression; treat them as "
             "scores, not calibrated frequencies.",
-            "English only: the classify stage scores English sentences; labelled data and "
-            "test sets for ru, uk, pl and be are in seeds/languages and dev/ for the "
-            "multilingual model to come.",
+            "English only: Russian, Ukrainian, Belarusian and Polish sentences go to the "
+            f"{MULTI_MODEL_NAME} model (pipeline.classify.Router).",
         ],
     )
+    return _save_model(pipeline, card, Path(models_dir), started)
+
+
+def train_multilingual(
+    seeds_dir: Path, models_dir: Path, *, name: str = MULTI_MODEL_NAME
+) -> ModelCard:
+    """Fit the ru/uk/be/pl model on ``seeds_dir/languages``; grouped CV per language; save."""
+    started = time.perf_counter()
+    data_dir = Path(seeds_dir) / LANGUAGES_SUBDIR
+    rows = load_training_data(data_dir)
+    languages = [str(lang) for lang in training_column(data_dir, "language")]
+    unknown = sorted(set(languages) - set(MULTI_LANGUAGES))
+    if unknown:
+        raise TrainingDataError(
+            f"{data_dir}: rows with language {unknown}; each row needs a 'language' among "
+            f"{MULTI_LANGUAGES}"
+        )
+    pipeline = build_pipeline(random_state=0, family="multi")
+    version = model_version(rows, pipeline, MULTI_SERIES)
+    cv = cross_validate(
+        rows, family="multi", groups=training_sources(data_dir), languages=languages
+    )
+    pipeline.fit([t for t, _ in rows], [lab for _, lab in rows])
+    card = ModelCard(
+        name=name,
+        version=version,
+        model_file=f"{name}-{version}.skops",
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        training_seconds=0.0,
+        training_data={
+            "files": data_fingerprint(data_dir),
+            "n_sentences": len(rows),
+            "label_counts": _label_counts(rows),
+            "by_language": {lang: languages.count(lang) for lang in MULTI_LANGUAGES},
+            "sources": "real news sentences in Russian, Ukrainian, Belarusian and Polish from "
+            "stored news pages (close paraphrases in the same language with their source URL, "
+            "never a page of the test split or of shared/corpora/EXCLUDED_PAGES.txt), "
+            "labelled by LABELING.md",
+        },
+        model={
+            "pipeline": "character 2-5-gram TF-IDF of letter-folded text (fold_letters) -> "
+            f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT})",
+            "params_sha256": hashlib.sha256(_params_text(pipeline).encode()).hexdigest(),
+            "lexicon_sha256": None,
+            "n_features": int(pipeline.named_steps["clf"].coef_.shape[1]),
+            "labels": list(LABELS),
+            "languages": list(MULTI_LANGUAGES),
+        },
+        cross_validation=cv,
+        dev_set={"status": "skipped", "reason": "no dev set in these languages"},
+        libraries=_library_versions(),
+        notes=[
+            "Probabilities are from a class-balanced logistic regression; treat them as "
+            "scores, not calibrated frequencies.",
+            "Cross-validation is grouped by page: no page has sentences on both sides.",
+            "Explanations (cues) are English-only; this model has none.",
+        ],
+    )
+    return _save_model(pipeline, card, Path(models_dir), started)
+
+
+def _label_counts(rows: Sequence[tuple[str, str]]) -> dict[str, int]:
+    return {lab: sum(1 for _, y in rows if y == lab) for lab in LABELS}
+
+
+def _save_model(pipeline: Pipeline, card: ModelCard, models_dir: Path, started: float) -> ModelCard:
+    """Write ``<name>-<version>.skops`` and its card (JSON and Markdown)."""
+    import skops.io as sio
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    model_path = models_dir / card.model_file
+    sio.dump(pipeline, model_path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    card.training_seconds = round(time.perf_counter() - started, 2)
+    stem = model_path.stem
     (models_dir / f"{stem}.card.json").write_text(card.to_json(), encoding="utf-8")
     (models_dir / f"{stem}.card.md").write_text(card.to_markdown(), encoding="utf-8")
     return card
@@ -559,6 +773,8 @@ def _test_set_lines(test: dict[str, Any], cv: dict[str, Any], dev: dict[str, Any
     lines = ["## Frozen test set (dev/README.md, evaluation protocol)", ""]
     if test.get("status") != "scored":
         return [*lines, "Not scored yet: run `scripts/evaluate_release.py` once per release."]
+    if "by_language" in test:
+        return [*lines, *_language_test_lines(test, cv)]
 
     def interval(result: dict[str, Any]) -> str:
         low, high = result.get("macro_f1_95ci", (None, None))
@@ -582,6 +798,27 @@ def _test_set_lines(test: dict[str, Any], cv: dict[str, Any], dev: dict[str, Any
         *_score_table(english),
     ]
     return lines
+
+
+def _language_test_lines(test: dict[str, Any], cv: dict[str, Any]) -> list[str]:
+    """Per language: the frozen test set beside grouped cross-validation."""
+
+    def interval(result: dict[str, Any]) -> str:
+        low, high = result.get("macro_f1_95ci", (None, None))
+        return f"{result['macro_f1']} ({low}-{high})" if low is not None else "-"
+
+    cv_by = cv.get("by_language", {})
+    rows = [
+        "| language | test sentences | test macro-F1 (95% bootstrap interval) | grouped CV |",
+        "|---|---|---|---|",
+    ]
+    for language, result in test["by_language"].items():
+        cv_f1 = cv_by.get(language, {}).get("macro_f1", "-")
+        rows.append(f"| {language} | {result['n']} | **{interval(result)}** | {cv_f1} |")
+    rows.append(f"| all four | {test['all']['n']} | {interval(test['all'])} | {cv['macro_f1']} |")
+    for language, result in test["by_language"].items():
+        rows += ["", f"Test set, {language}, per class:", "", *_score_table(result)]
+    return rows
 
 
 def _score_table(result: dict[str, Any]) -> list[str]:
@@ -711,49 +948,95 @@ def load_model(
     )
 
 
+def load_router(
+    models_dir: Path,
+    name: str | None = None,
+    multi_name: str | None = MULTI_MODEL_NAME,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> Router:
+    """The English model (required, see :func:`load_model`) and the multilingual one.
+
+    Without a multilingual model the router scores English only, with a warning that
+    Russian, Ukrainian, Belarusian and Polish sentences stay unscored until
+    ``escmon train`` makes one. ``multi_name=None`` (or ``""``) skips it on purpose.
+    """
+    english = load_model(models_dir, name, warn=warn)
+    if not multi_name:
+        return Router(english)
+    try:
+        multilingual = load_model(models_dir, multi_name, warn=warn)
+    except ModelNotFoundError:
+        (warn or _log.warning)(
+            f"warning: no {multi_name!r} model in {models_dir}: Russian, Ukrainian, "
+            "Belarusian and Polish sentences are not scored; run `escmon train` to make it"
+        )
+        return Router(english)
+    return Router(english, multilingual)
+
+
 # ----------------------------------------------------------------------------- the stage
-def _english(language_column: Any) -> Any:
-    return or_(language_column == "en", language_column.like("en-%"), language_column.like("en_%"))
-
-
 def _unscored(
-    session: Session, version: str, rescore: bool, after_id: int, limit: int
+    session: Session,
+    router: Router | None,
+    rescore: bool,
+    after_id: int,
+    limit: int,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
 ) -> list[Any]:
+    """``(id, text, language)`` of sentences in a scored language that have no prediction
+    (with ``rescore``: none by the router's current models), after ``after_id``; with
+    ``since``/``until``, only those of articles published on those days."""
     from pipeline.tables import Article, Prediction, Sentence
 
+    languages = router.languages if router is not None else ("en", *MULTI_LANGUAGES)
     scored = select(Prediction.id).where(Prediction.sentence_id == Sentence.id)
-    if rescore:
-        scored = scored.where(Prediction.model_version == version)
+    if rescore and router is not None:
+        scored = scored.where(Prediction.model_version.in_(router.versions))
     query = (
-        select(Sentence.id, Sentence.text)
-        .join(Article, Article.id == Sentence.article_id)
-        .where(Sentence.id > after_id, _english(Article.language), ~scored.exists())
+        select(Sentence.id, Sentence.text, Sentence.language)
+        .where(Sentence.id > after_id, Sentence.language.in_(languages), ~scored.exists())
         .order_by(Sentence.id)
         .limit(limit)
     )
-    return list(session.connection().execute(query))  # Core rows: (id, text) tuples
+    if since is not None or until is not None:
+        query = query.join(Article, Article.id == Sentence.article_id)
+        if since is not None:
+            query = query.where(Article.day >= since)
+        if until is not None:
+            query = query.where(Article.day <= until)
+    return list(session.connection().execute(query))  # Core rows
 
 
-def _has_unscored(engine: Engine) -> bool:
+def _has_unscored(engine: Engine, since: dt.date | None, until: dt.date | None) -> bool:
     from pipeline.store import session_scope
 
     with session_scope(engine) as session:
-        return bool(_unscored(session, "", False, 0, 1))
+        return bool(_unscored(session, None, False, 0, 1, since, until))
 
 
-def prediction_columns(classifier: Classifier, batch: Sequence[tuple[int, str]]) -> dict[str, Any]:
+def prediction_columns(
+    router: Router, batch: Sequence[tuple[int, str, str | None]]
+) -> dict[str, Any]:
     """Prediction columns (see :func:`pipeline.store.insert_columns`) for
-    ``(sentence_id, text)`` pairs.
+    ``(sentence_id, text, language)`` rows, each scored by its language's model.
 
     Cues are not computed here (a second lexicon pass per flagged sentence would cost
     more than the model itself), so ``cues`` takes its default, an empty list; alerts
     explain their few evidence sentences.
     """
-    proba = classifier.predict_proba([text for _, text in batch])
+    proba, versions = router.predict_proba([row[1] for row in batch], [row[2] for row in batch])
+    keep = [i for i, version in enumerate(versions) if version is not None]
+    proba = proba[keep]
+    kept_versions = [versions[i] for i in keep]
     return {
-        "sentence_id": [sentence_id for sentence_id, _ in batch],
-        "model_version": classifier.version,
-        "label": [LABELS[best] for best in proba.argmax(axis=1).tolist()],
+        "sentence_id": [batch[i][0] for i in keep],
+        # one shared value when one model scored the whole batch (the common case)
+        "model_version": kept_versions
+        if len(set(kept_versions)) > 1
+        else (kept_versions[0] if kept_versions else ""),
+        "label": [LABELS[best] for best in proba.argmax(axis=1).tolist()] if keep else [],
         "p_escalation": proba[:, 0].tolist(),
         "p_deescalation": proba[:, 1].tolist(),
         "p_neutral": proba[:, 2].tolist(),
@@ -767,36 +1050,47 @@ def classify_sentences(
     *,
     rescore: bool = False,
     progress: Any = None,
-    classifier: Classifier | None = None,
+    classifier: Router | Classifier | None = None,
+    warn: Callable[[str], None] | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
 ) -> dict[str, int]:
-    """Score the English sentences that have no prediction yet, in batches.
+    """Score the sentences in a scored language that have no prediction yet, in batches;
+    with ``since``/``until``, only those of articles published on those days (a rebuild).
 
-    With ``rescore``, score every English sentence the current model has not scored,
-    also those an older model scored (the old predictions stay, keyed by version).
-    On PostgreSQL the next batch is read and the last one written while this one is
-    scored (see :func:`pipeline.store.run_batches`); each batch is its own transaction.
+    Each sentence goes to its language's model (:class:`Router`): English to the English
+    model, Russian, Ukrainian, Belarusian and Polish to the multilingual one. With
+    ``rescore``, score every such sentence the current models have not scored, also
+    those an older model scored (the old predictions stay, keyed by version). On
+    PostgreSQL the next batch is read and the last one written while this one is scored
+    (see :func:`pipeline.store.run_batches`); each batch is its own transaction.
     """
     from pipeline.store import insert_columns, run_batches, session_scope
     from pipeline.tables import Prediction
 
     if classifier is None:
-        if not rescore and not _has_unscored(engine):
-            return {"sentences_scored": 0}  # a rerun: skip loading the model
-        classifier = load_model(settings.models_dir, settings.model_name)
-    version, batch_size = classifier.version, settings.classify_batch_size
+        if not rescore and not _has_unscored(engine, since, until):
+            return {"sentences_scored": 0}  # a rerun: skip loading the models
+        router = load_router(
+            settings.models_dir, settings.model_name, settings.multi_model_name, warn=warn
+        )
+    else:
+        router = classifier if isinstance(classifier, Router) else Router(classifier)
+    batch_size = settings.classify_batch_size
 
-    def read(after_id: int) -> list[Any]:  # (id, text) rows
+    def read(after_id: int) -> list[Any]:  # (id, text, language) rows
         with session_scope(engine) as session:
-            return _unscored(session, version, rescore, after_id, batch_size)
+            return _unscored(session, router, rescore, after_id, batch_size, since, until)
 
     def write(columns: dict[str, Any]) -> int:
-        with session_scope(engine) as session:
-            insert_columns(session, Prediction, columns)
+        if columns["sentence_id"]:
+            with session_scope(engine) as session:
+                insert_columns(session, Prediction, columns)
         return len(columns["sentence_id"])
 
     if progress is not None:
-        progress.start(f"classify ({version})", None)
+        progress.start(f"classify ({', '.join(router.versions)})", None)
     written = run_batches(
-        engine, read, partial(prediction_columns, classifier), write, progress=progress
+        engine, read, partial(prediction_columns, router), write, progress=progress
     )
     return {"sentences_scored": sum(written)}

@@ -24,7 +24,8 @@ from pipeline.stages import STAGE_NAMES, Stage
 if TYPE_CHECKING:  # for annotations only: the CLI imports these inside its commands
     from sqlalchemy import Engine
 
-    from pipeline.classify import Classifier
+    from pipeline.classify import Classifier, Router
+    from pipeline.config import Settings
 
 app = typer.Typer(
     name="escmon",
@@ -109,6 +110,13 @@ class AlertStatus(StrEnum):
     pending = "pending"
     sent = "sent"
     failed = "failed"
+    suppressed = "suppressed"  # detected too late to mail (a backfill): never sent
+
+
+class ModelFamily(StrEnum):
+    all = "all"
+    en = "en"
+    multi = "multi"
 
 
 class Fulltext(StrEnum):
@@ -174,13 +182,29 @@ def _feeds_file() -> Path:
     return Path(configured) if isinstance(configured, str) else Path(_settings().feeds_file)
 
 
-def _parse_day(value: str | None) -> dt.date:
+def _parse_day(value: str | None, option: str = "--date") -> dt.date:
     if value is None:
         return dt.datetime.now(dt.UTC).date()
     try:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
-        raise UserError(f"--date must be YYYY-MM-DD, got {value!r}") from exc
+        raise UserError(f"{option} must be YYYY-MM-DD, got {value!r}") from exc
+
+
+def _run_days(
+    date: str | None, first: str | None, last: str | None
+) -> tuple[dt.date | None, dt.date]:
+    """``escmon run``'s days: (None, the day) for a daily run, (first, last) for a rebuild."""
+    if first is None and last is None:
+        return None, _parse_day(date)
+    if date is not None:
+        raise UserError("give either --date (a daily run) or --from/--to (a rebuild), not both")
+    if first is None or last is None:
+        raise UserError("a rebuild needs both --from and --to (the same day for one day)")
+    start, end = _parse_day(first, "--from"), _parse_day(last, "--to")
+    if start > end:
+        raise UserError(f"--from {start} is after --to {end}")
+    return start, end
 
 
 # --- config -------------------------------------------------------------------
@@ -304,10 +328,36 @@ def run_command(
         list[Stage] | None,
         typer.Option("--stage", help="Run only this stage (repeatable)."),
     ] = None,
+    first: Annotated[
+        str | None,
+        typer.Option("--from", help="Rebuild from this day (YYYY-MM-DD), with --to."),
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="Rebuild up to this day (YYYY-MM-DD), included.")
+    ] = None,
+    rescore: Annotated[
+        bool,
+        typer.Option("--rescore", help="Rebuild: also rescore sentences with the current model."),
+    ] = False,
+    mail_old_alerts: Annotated[
+        bool,
+        typer.Option(
+            "--mail-old-alerts",
+            help="Mail alerts detected more than ESCMON_ALERT_MAX_AGE_DAYS after their day.",
+        ),
+    ] = False,
 ) -> None:
     """Run the daily job: every stage in order, then print a summary.
 
+    With --from and --to, rebuild those days instead (a rerun changes nothing):
+
+    no feed is fetched; the articles published on those days are split and classified;
+
+    their signals are recomputed and alerts detected (late ones recorded as suppressed).
+
     Example: escmon run --date 2024-08-10
+
+    Example: escmon run --from 2024-08-01 --to 2024-08-31
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -315,10 +365,14 @@ def run_command(
     from pipeline.registry import load_registry
     from pipeline.store import check_schema, database_errors
 
-    day = _parse_day(date)
+    first_day, day = _run_days(date, first, last)
+    rebuild = first_day is not None
+    if rescore and not rebuild:
+        raise UserError("--rescore rebuilds days: give --from and --to (or use 'escmon rescore')")
     names = [str(name) for name in stage] if stage else list(STAGE_NAMES)
     settings = _settings()
-    if "ingest_feeds" in names:  # before any stage: a wrong registry path is not "no feeds"
+    # Before any stage: a wrong registry path is not "no feeds" (a rebuild reads no feed).
+    if "ingest_feeds" in names and not rebuild:
         try:
             load_registry(settings.feeds_file, missing_ok=False)
         except EscmonError as exc:
@@ -333,7 +387,15 @@ def run_command(
         console=err.get(),
         transient=True,
     )
-    ctx = daily.make_context(day, settings, RichProgress(bar))
+    ctx = daily.make_context(
+        day,
+        settings,
+        RichProgress(bar),
+        first_day=first_day,
+        rebuild=rebuild,
+        rescore=rescore,
+        mail_old_alerts=mail_old_alerts,
+    )
     try:
         check_schema(ctx.engine)
     except EscmonError:
@@ -347,10 +409,11 @@ def run_command(
                 results.append(daily.run_stage(ctx, name))
         finished = True
     finally:
-        _print_summary(day, results)
+        _print_summary(ctx, results)
         try:
             with database_errors(ctx.engine.url):
-                _print_feed_problems(ctx.engine)
+                if not rebuild:  # a rebuild reads no feed
+                    _print_feed_problems(ctx.engine)
         except EscmonError:
             if finished:  # else the run's own error is the one to show
                 raise
@@ -358,16 +421,21 @@ def run_command(
             ctx.engine.dispose()
 
 
-def _print_summary(day: dt.date, results: list) -> None:
-    table = Table("stage", "status", "seconds", "counts", title=f"Daily run {day.isoformat()}")
+def _print_summary(ctx: Any, results: list) -> None:
+    if ctx.rebuild:
+        title = f"Rebuild {ctx.days[0].isoformat()} to {ctx.day.isoformat()} (run {ctx.run_id})"
+    else:
+        title = f"Daily run {ctx.day.isoformat()} (run {ctx.run_id})"
+    table = Table("stage", "status", "seconds", "counts", title=title)
     for result in results:
         counts = ", ".join(f"{key}={value}" for key, value in result.counts.items() if value)
         table.add_row(result.stage, result.status, f"{result.duration_s:.2f}", counts or "-")
     out.print(table)
 
 
-def _print_feed_problems(engine: Engine, limit: int = 10) -> None:
-    """Name the feeds whose last fetch failed (unreachable feeds are reported, not fatal)."""
+def _print_feed_problems(engine: Engine, limit: int | None = None) -> None:
+    """Name each feed whose last fetch failed (unreachable feeds are reported; the stage
+    fails only past ESCMON_INGEST_MAX_FAILED_SHARE)."""
     from sqlalchemy import select
 
     from pipeline.store import session_scope
@@ -385,7 +453,7 @@ def _print_feed_problems(engine: Engine, limit: int = 10) -> None:
 
     for name, error in failed[:limit]:
         err.print(f"  {name}: {clean_text(error or '')}", highlight=False, markup=False)
-    if len(failed) > limit:
+    if limit is not None and len(failed) > limit:
         err.print(f"  ... and {len(failed) - limit} more (see the feeds table)", highlight=False)
 
 
@@ -410,42 +478,111 @@ def train_command(
     no_devset: Annotated[
         bool, typer.Option("--no-devset", help="Skip scoring the development set.")
     ] = False,
+    family: Annotated[
+        ModelFamily,
+        typer.Option(
+            help="Which model: en (seeds/*.labels.jsonl), multi (Russian, Ukrainian, "
+            "Belarusian, Polish: seeds/languages/*.labels.jsonl) or all."
+        ),
+    ] = ModelFamily.all,
 ) -> None:
-    """Train the classifier on every seeds/*.labels.jsonl file and write model + card.
+    """Train the classifiers on the labelled sentences in seeds/ and write models + cards.
 
-    Writes models/<name>-<version>.skops with a JSON and a Markdown model card
-    (data hashes, label counts, cross-validated and dev-set scores).
+    The English model learns from seeds/*.labels.jsonl, the multilingual one (ru, uk, be,
+    pl) from seeds/languages/*.labels.jsonl. Each is written as
+    models/<name>-<version>.skops with a JSON and a Markdown model card (data hashes,
+    label counts, cross-validated and dev-set scores).
 
-    Example: escmon train
+    The English model also learns from the analyst's labels (escmon label) and becomes
+    active only if it is not worse than the active one on the frozen test set and on a
+    held-back fifth of those labels; otherwise it stays in models/candidates/ and the
+    reason is printed.
+
+    Example: escmon train --family multi
     """
-    from pipeline.classify import ModelNotFoundError, load_model, train
-
     settings = _settings()
     if shared_dir is not None and not shared_dir.is_dir():
         raise UserError(f"--shared-dir {shared_dir}: no such folder")
-    devset_source = None if no_devset else shared_dir or _default_shared_dir()
-    if if_missing:
-        try:
-            model = load_model(settings.models_dir, settings.model_name, warn=_warn)
-        except ModelNotFoundError:
-            pass
+    if family in (ModelFamily.all, ModelFamily.multi) and settings.multi_model_name:
+        data = settings.seeds_dir / "languages"
+        if family is ModelFamily.all and not any(data.glob("*.labels.jsonl")):
+            _warn(f"note: no {data}/*.labels.jsonl: the multilingual model is not trained")
         else:
-            out.print(f"model {settings.model_name}-{model.version} present; not retraining")
-            return
-    with err.status("training the classifier (cross-validation included)..."):
-        card = train(
-            settings.seeds_dir,
-            settings.models_dir,
-            name=settings.model_name,
-            shared_dir=devset_source,
-        )
-    cv = card.cross_validation.get("macro_f1")
-    dev = card.dev_set.get("macro_f1")
+            _train_multilingual(settings, if_missing)
+    if family in (ModelFamily.all, ModelFamily.en):
+        _train_english(settings, if_missing, shared_dir, no_devset)
+
+
+def _model_present(settings: Settings, name: str) -> bool:
+    from pipeline.classify import ModelNotFoundError, load_model
+
+    try:
+        model = load_model(settings.models_dir, name, warn=_warn)
+    except ModelNotFoundError:
+        return False
+    out.print(f"model {name}-{model.version} present; not retraining")
+    return True
+
+
+def _train_multilingual(settings: Settings, if_missing: bool) -> None:
+    from pipeline.classify import MULTI_LANGUAGES, train_multilingual
+
+    name = settings.multi_model_name
+    if if_missing and _model_present(settings, name):
+        return
+    with err.status("training the multilingual classifier (cross-validation included)..."):
+        card = train_multilingual(settings.seeds_dir, settings.models_dir, name=name)
+    by_language = card.cross_validation.get("by_language", {})
+    per_language = {lang: by_language[lang] for lang in MULTI_LANGUAGES if lang in by_language}
     out.print(
         f"wrote {settings.models_dir / card.model_file} (version {card.version}); "
-        f"seed CV macro-F1 {_cell(cv)}; dev-set macro-F1 {_cell(dev)}",
+        "grouped CV macro-F1 "
+        + ", ".join(f"{lang} {_cell(r.get('macro_f1'))}" for lang, r in per_language.items()),
         highlight=False,
+        soft_wrap=True,
     )
+
+
+def _train_english(
+    settings: Settings, if_missing: bool, shared_dir: Path | None, no_devset: bool
+) -> None:
+    from pipeline.labelling import stored_training_rows
+    from pipeline.promote import guarded_train
+
+    devset_source = None if no_devset else shared_dir or _default_shared_dir()
+    if if_missing and _model_present(settings, settings.model_name):
+        return
+    # The analyst's labels (escmon label) train the model, but for a held-back fifth that,
+    # with the frozen test set, decides whether the new model replaces the active one.
+    analyst, held_back = stored_training_rows(settings.database_url)
+    with err.status("training the classifier (cross-validation included)..."):
+        outcome = guarded_train(
+            settings, analyst=analyst, held_back=held_back, shared_dir=devset_source
+        )
+    card = outcome.card
+    cv = card["cross_validation"].get("macro_f1")
+    dev = card["dev_set"].get("macro_f1")
+    out.print(
+        f"wrote {outcome.location} (version {card['version']}); "
+        f"seed CV macro-F1 {_cell(cv)}; dev-set macro-F1 {_cell(dev)}; "
+        f"analyst labels {outcome.analyst_train} trained on, {outcome.analyst_held_back} held back",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for check in outcome.checks:
+        out.print(f"  {check.describe()} (new vs active)", highlight=False, soft_wrap=True)
+    decision = outcome.decision
+    if decision.action == "promote":
+        out.print(f"active now: {decision.reason}", highlight=False, soft_wrap=True)
+    elif decision.action == "unchanged":
+        out.print(f"unchanged: {decision.reason}", highlight=False, soft_wrap=True)
+    else:
+        out.print(
+            f"not promoted, kept as a candidate: {decision.reason}; the active model stays "
+            f"{decision.current_version}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _read_inputs(texts: list[str] | None, input_path: Path | None) -> list[dict[str, Any]]:
@@ -492,11 +629,46 @@ def _load_classifier():
     return load_model(settings.models_dir, settings.model_name, warn=_warn)
 
 
+def _load_router() -> Router:
+    from pipeline.classify import load_router
+
+    settings = _settings()
+    return load_router(
+        settings.models_dir, settings.model_name, settings.multi_model_name, warn=_warn
+    )
+
+
+def _item_languages(items: list[dict[str, Any]], language: str | None) -> list[str | None]:
+    """Each input's language: ``--language``, else its JSON ``language`` key, else detected."""
+    from pipeline.language import base_language, sentence_language
+
+    return [
+        base_language(language or item.get("language")) or sentence_language(item["text"])
+        for item in items
+    ]
+
+
+def _cue_dicts_for(router: Router, text: str, language: str | None) -> list[dict[str, str]]:
+    model = router.model_for(language)
+    return _cue_dicts(model, text) if model is not None else []
+
+
 def _cue_dicts(classifier: Classifier, text: str) -> list[dict[str, str]]:
     return [
         {"cue": c.text, "cameo": c.code, "polarity": c.polarity, "state": c.state}
         for c in classifier.explain(text)
     ]
+
+
+# What the table shows of a prediction (the JSON also has model_version, notes, cues...)
+PREDICTION_COLUMNS = {
+    "label": "label",
+    "language": "lang",
+    "p_escalation": "p esc",
+    "p_deescalation": "p de-esc",
+    "p_neutral": "p neutral",
+    "text": "text",
+}
 
 
 @app.command("classify")
@@ -513,12 +685,23 @@ def classify_command(
         bool,
         typer.Option("--rescore", hidden=True, help="Deprecated: use `escmon rescore`."),
     ] = False,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language", help="Language of every input (en, ru, uk, be, pl); default: detected."
+        ),
+    ] = None,
 ) -> None:
     """Tag sentences escalation / deescalation / neutral, with probabilities.
 
-    Prints one JSON object per input, in input order.
+    Prints one JSON object per input, in input order, with the sentence's language
+    (detected, or from --language or a JSON "language" key). English goes to the English
+    model; Russian, Ukrainian, Belarusian and Polish to the multilingual one; other
+    languages get no label.
 
     Example: escmon classify "Troops were withdrawn from the border." --explain
+
+    Example: escmon classify "Российские войска обстреляли Харьков ночью."
     """
     if rescore:
         err.print(
@@ -530,23 +713,27 @@ def classify_command(
     items = _read_inputs(texts, input_path)
     if not items:
         raise UserError("nothing to classify: give TEXT arguments or --input FILE")
-    classifier = _load_classifier()
-    predictions = classifier.predict([item["text"] for item in items])
+    router = _load_router()
+    languages = _item_languages(items, language)
+    predictions = router.predict([item["text"] for item in items], languages)
     rows = []
-    for item, prediction in zip(items, predictions, strict=True):
+    for item, lang, prediction in zip(items, languages, predictions, strict=True):
         row = {key: value for key, value in item.items() if key != "text"}
-        row.update(
-            text=item["text"],
-            label=prediction.label,
-            p_escalation=round(prediction.p_escalation, 6),
-            p_deescalation=round(prediction.p_deescalation, 6),
-            p_neutral=round(prediction.p_neutral, 6),
-            model_version=prediction.model_version,
-        )
+        row.update(text=item["text"], language=lang)
+        if prediction is None:
+            row.update(label=None, note=f"language {lang or 'unknown'} is not scored")
+        else:
+            row.update(
+                label=prediction.label,
+                p_escalation=round(prediction.p_escalation, 6),
+                p_deescalation=round(prediction.p_deescalation, 6),
+                p_neutral=round(prediction.p_neutral, 6),
+                model_version=prediction.model_version,
+            )
         if explain:
-            row["cues"] = _cue_dicts(classifier, item["text"])
+            row["cues"] = _cue_dicts_for(router, item["text"], lang)
         rows.append(row)
-    _emit(rows, output_format, title="Predictions")
+    _emit(rows, output_format, title="Predictions", table_columns=PREDICTION_COLUMNS)
 
 
 @app.command("rescore")
@@ -574,32 +761,48 @@ def evaluate_command(
         ),
     ] = False,
 ) -> None:
-    """Score the current model on labelled sentences: macro-F1, per class, confusion.
+    """Score the current models on labelled sentences: macro-F1, per class, confusion.
 
-    With --errors, every misclassified sentence follows, grouped by true and predicted
-    class (largest group first, most confident mistake first), with its probabilities and
-    the cues the lexicon matched.
+    Each sentence goes to its language's model (a JSON "language" key, else detected);
+    each model gets its own scores. With --errors, every misclassified sentence follows,
+    grouped by true and predicted class (largest group first, most confident mistake
+    first), with its probabilities and the cues the lexicon matched.
 
     Example: escmon evaluate --input labelled.jsonl --errors
     """
-    from pipeline.classify import LABELS, evaluate, misclassified
+    from pipeline.classify import LABELS
 
     items = _read_inputs(None, input_path)
     bad = [i for i, item in enumerate(items, 1) if item.get("label") not in LABELS]
     if bad:
         raise UserError(f"{input_path}: line {bad[0]} needs a label, one of {', '.join(LABELS)}")
-    classifier = _load_classifier()
-    result = evaluate(classifier, [i["text"] for i in items], [i["label"] for i in items])
-    _print_scores(result, f"model {classifier.version} on {input_path} ({len(items)} sentences)")
-    if errors:
-        texts, labels = [i["text"] for i in items], [i["label"] for i in items]
-        for (true, predicted), group in misclassified(classifier, texts, labels).items():
-            out.print(f"\n{true} -> {predicted} ({len(group)})", style="bold", highlight=False)
-            for error in group:
-                probs = " ".join(f"{k[:3]}={v:.2f}" for k, v in error.probabilities.items())
-                out.print(f"  [{probs}] {error.text}", highlight=False, markup=False)
-                if error.cues:
-                    out.print(f"      cues: {'; '.join(error.cues)}", highlight=False, markup=False)
+    router = _load_router()
+    languages = _item_languages(items, None)
+    for model in (router.english, router.multilingual):
+        mine = [
+            i for i, lang in zip(items, languages, strict=True) if router.model_for(lang) is model
+        ]
+        if model is not None and mine:
+            _evaluate_with(model, mine, f"{input_path} ({len(mine)} sentences)", errors)
+    unscored = sum(1 for lang in languages if router.model_for(lang) is None)
+    if unscored:
+        _warn(f"warning: {unscored} sentence(s) in a language no model reads were skipped")
+
+
+def _evaluate_with(model: Classifier, items: list[dict[str, Any]], what: str, errors: bool) -> None:
+    from pipeline.classify import evaluate, misclassified
+
+    texts, labels = [i["text"] for i in items], [i["label"] for i in items]
+    _print_scores(evaluate(model, texts, labels), f"model {model.version} on {what}")
+    if not errors:
+        return
+    for (true, predicted), group in misclassified(model, texts, labels).items():
+        out.print(f"\n{true} -> {predicted} ({len(group)})", style="bold", highlight=False)
+        for error in group:
+            probs = " ".join(f"{k[:3]}={v:.2f}" for k, v in error.probabilities.items())
+            out.print(f"  [{probs}] {error.text}", highlight=False, markup=False)
+            if error.cues:
+                out.print(f"      cues: {'; '.join(error.cues)}", highlight=False, markup=False)
 
 
 def _print_scores(result: dict[str, Any], title: str) -> None:
@@ -669,8 +872,15 @@ def detect_command(
     _emit(rows, output_format, title=f"{method} on {input_path}")
 
 
-def _emit(rows: list[dict[str, Any]], output_format: OutputFormat, *, title: str = "") -> None:
-    """Print rows as JSON Lines (one object per line) or as a table."""
+def _emit(
+    rows: list[dict[str, Any]],
+    output_format: OutputFormat,
+    *,
+    title: str = "",
+    table_columns: dict[str, str] | None = None,
+) -> None:
+    """Print rows as JSON Lines (one object per line) or as a table (of ``table_columns``,
+    key -> heading, when given: the table must fit a terminal, the JSON has everything)."""
     if output_format is OutputFormat.auto:
         output_format = OutputFormat.table if sys.stdout.isatty() else OutputFormat.jsonl
     if output_format is OutputFormat.jsonl:
@@ -678,9 +888,10 @@ def _emit(rows: list[dict[str, Any]], output_format: OutputFormat, *, title: str
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         sys.stdout.flush()
         return
-    table = Table(*(rows[0].keys() if rows else ()), title=title)
+    columns = table_columns or {key: key for key in (rows[0] if rows else {})}
+    table = Table(*columns.values(), title=title)
     for row in rows:
-        table.add_row(*("" if v is None else _cell(v) for v in row.values()))
+        table.add_row(*("" if row.get(k) is None else _cell(row[k]) for k in columns))
     out.print(table)
 
 
@@ -900,6 +1111,157 @@ def alerts_send() -> None:
     out.print(", ".join(f"{key}={value}" for key, value in counts.items()))
     if counts.get("not_configured"):
         err.print("no SMTP host or recipients: set ESCMON_SMTP_HOST and ESCMON_ALERT_TO")
+
+
+# --- report -----------------------------------------------------------------------
+
+
+@app.command("report")
+def report_command(
+    date: Annotated[
+        str | None, typer.Option("--date", help="Day to report on (YYYY-MM-DD); default today.")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days of series per scope.")] = 30,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            file_okay=False,
+            help="Folder for <date>.html and <date>.json "
+            "(default ESCMON_REPORTS_DIR, var/reports).",
+        ),
+    ] = None,
+) -> None:
+    """Write the day's report: a self-contained HTML page and a JSON twin of its data.
+
+    Per scope (all news and each country with data): the series of escalation and
+    de-escalation stories and the tension index with the alert threshold, the day's top
+    evidence per class, the biggest movers; feed health; the model and its class shares.
+    The daily job writes it too (stage `report`).
+
+    Example: escmon report --date 2024-08-10 --out var/reports
+    """
+    from pipeline.report import write_report
+
+    day = _parse_day(date)
+    settings = _settings()
+    with _store() as engine:
+        files = write_report(engine, settings, day=day, days=days, out_dir=out_dir)
+    out.print(
+        f"wrote {files.html} and {files.json} ({files.scopes} scope(s), {files.charts} chart(s))",
+        highlight=False,
+        markup=False,
+    )
+
+
+# --- label ------------------------------------------------------------------------
+
+
+class Uncertainty(StrEnum):
+    margin = "margin"
+    entropy = "entropy"
+
+
+def _default_labeller() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (some containers)
+        return "analyst"
+
+
+def _read_answer(prompt: str) -> str | None:
+    """One answer line from standard input (None at its end), so answers can be piped in."""
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    if not line:
+        sys.stdout.write("\n")
+        return None
+    if not sys.stdin.isatty():  # echo piped answers so a transcript reads like a session
+        sys.stdout.write(line if line.endswith("\n") else line + "\n")
+    return line
+
+
+@app.command("label")
+def label_command(
+    limit: Annotated[int, typer.Option(min=1, help="Sentences in this session's queue.")] = 20,
+    by: Annotated[
+        Uncertainty, typer.Option(case_sensitive=False, help="How unsureness is measured.")
+    ] = Uncertainty.margin,
+    who: Annotated[
+        str | None, typer.Option(help="Who is labelling (default: the login name).")
+    ] = None,
+    export_file: Annotated[
+        Path | None,
+        typer.Option("--export", dir_okay=False, help="Write all labels to FILE (seeds format)."),
+    ] = None,
+    import_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--import", exists=True, dir_okay=False, readable=True, help="Store FILE's labels."
+        ),
+    ] = None,
+) -> None:
+    """Label the sentences the model is least sure of; answers are saved at once.
+
+    Shows each sentence with its article title, the model's prediction and the cues it
+    matched; answer e (escalation), d (de-escalation), n (neutral), s (skip), u (undo the
+    previous answer) or q (quit). Answers are read from standard input, so they can be
+    piped in. The next `escmon train` learns from the labels. --export writes them as a
+    seeds/ labels file (text, label, reason, source); --import reads one.
+
+    Example: escmon label --limit 30
+    Example: escmon label --export analyst.labels.jsonl
+    """
+    from dataclasses import asdict
+
+    from pipeline.alerts.render import cue_labels
+    from pipeline.labelling import export_labels, import_labels, queue, run_queue
+
+    labeller = (who or _default_labeller()).strip()
+    if not labeller:
+        raise UserError("--who must not be empty")
+    with _store() as engine:
+        if import_file is not None:
+            counts = import_labels(engine, import_file, labeller)
+            out.print(
+                f"{import_file}: {counts['imported']} label(s) stored, "
+                f"{counts['known']} already there ({counts['read']} read)",
+                highlight=False,
+                markup=False,
+            )
+        if export_file is not None:
+            written = export_labels(engine, export_file)
+            out.print(f"wrote {written} label(s) to {export_file}", highlight=False, markup=False)
+        if import_file is not None or export_file is not None:
+            return
+        classifier = _load_classifier()
+        candidates = queue(engine, classifier, limit=limit, by=by.value)
+        if not candidates:
+            out.print("nothing to label: no unlabelled English sentences in the store")
+            return
+
+        def cues(text: str) -> list[str]:
+            return cue_labels([asdict(match) for match in classifier.explain(text)])
+
+        result = run_queue(
+            engine,
+            candidates,
+            labeller=labeller,
+            ask=_read_answer,
+            show=lambda text: out.print(text, highlight=False, markup=False, soft_wrap=True),
+            cues=cues,
+        )
+    saved = ", ".join(f"{label} {count}" for label, count in result.saved.items())
+    out.print(
+        f"saved {result.total} label(s) as {labeller} ({saved}); skipped {result.skipped}, "
+        f"undone {result.undone}. `escmon train` learns from them.",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 # --- entry point ------------------------------------------------------------------

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     models_dir: Path = Path("models")
     feeds_file: Path = Path("seeds/feeds.toml")
     model_name: str = "escalation"
+    # The model of Russian, Ukrainian, Belarusian and Polish sentences ("": English only)
+    multi_model_name: str = "escalation-multi"
+    # Where `escmon report` and the daily job's report stage write <day>.html and <day>.json
+    reports_dir: Path = Path("var/reports")
     # Seconds a run waits for another run of the same store to finish, then stops (0: no wait)
     run_lock_timeout: float = Field(default=300.0, ge=0)
 
@@ -77,6 +81,9 @@ class Settings(BaseSettings):
     http_feed_deadline: float = Field(default=60.0, gt=0)  # s per feed download, all reads
     http_page_deadline: float = Field(default=30.0, gt=0)  # s per article page download
     ingest_deadline: float = Field(default=900.0, ge=0)  # s for the ingest stage's fetching
+    # The ingest stage fails when more than this share of the feeds it read failed (1: never;
+    # it always logs a WARNING naming each failed feed).
+    ingest_max_failed_share: float = Field(default=1.0, ge=0, le=1)
     # Hosts / IP networks that article links may reach although not public (intranet sources).
     fetch_allow_hosts: Annotated[list[str], NoDecode, BeforeValidator(_host_or_network_list)] = (
         Field(default_factory=list)
@@ -90,6 +97,8 @@ class Settings(BaseSettings):
     alert_min_count: int = 5
     alert_share_alpha: float = 0.01
     alert_scopes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Languages whose sentences count in signals and alerts (empty: every scored language)
+    alert_languages: Annotated[list[str], NoDecode] = Field(default_factory=list)
     chart_days: int = 30
 
     # Mail
@@ -102,15 +111,29 @@ class Settings(BaseSettings):
     alert_from: str = "escmon@localhost"
     alert_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
     alert_max_attempts: int = Field(default=3, ge=1)  # a 5xx reply at this attempt: `failed`
+    # The daily job mails no alert detected more than this many days after its day (a
+    # backfill or catch-up): it is marked `suppressed` instead.
+    alert_max_age_days: int = Field(default=2, ge=0)
 
     log_level: str = "INFO"
 
-    @field_validator("alert_to", "alert_scopes", mode="before")
+    @field_validator("alert_to", "alert_scopes", "alert_languages", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("alert_languages")
+    @classmethod
+    def _language_codes(cls, value: list[str]) -> list[str]:
+        import re
+
+        codes = [code.lower() for code in value]
+        bad = [code for code in codes if not re.fullmatch(r"[a-z]{2,3}", code)]
+        if bad:
+            raise ValueError(f"{bad} are not ISO 639 language codes; give e.g. en,ru,uk,be,pl")
+        return codes
 
     @field_validator("alert_from", "alert_to", "smtp_host", "smtp_user")
     @classmethod

@@ -113,3 +113,25 @@ def score_release(classifier: Classifier, items: Sequence[TestItem]) -> dict[str
             for family in families
         },
     }
+
+
+def score_languages(classifier: Classifier, items: Sequence[TestItem]) -> dict[str, Any]:
+    """The test-set section of the multilingual model's card: each of its languages."""
+    from pipeline.classify import MULTI_LANGUAGES
+
+    mine = [item for item in items if item.language in MULTI_LANGUAGES]
+    preds = [p.label for p in classifier.predict([item.text for item in mine])]
+    truth = [item.label for item in mine]
+    return {
+        "status": "scored",
+        "model_version": classifier.version,
+        "all": _scored(truth, preds),
+        "by_language": {
+            language: _scored(
+                [t for t, item in zip(truth, mine, strict=True) if item.language == language],
+                [p for p, item in zip(preds, mine, strict=True) if item.language == language],
+            )
+            for language in MULTI_LANGUAGES
+            if any(item.language == language for item in mine)
+        },
+    }

@@ -6,9 +6,10 @@ only reads articles and writes sentences in bulk.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, exists, select, update
+from sqlalchemy import Engine, and_, exists, select, update
 
 from pipeline.gctools import collector_paused
 from pipeline.store import insert_ignore, run_batches, session_scope
@@ -20,8 +21,13 @@ if TYPE_CHECKING:
 ARTICLE_BATCH = 500
 
 
-def sentence_rows(article_id: int, text: str, gazetteer: Gazetteer) -> list[dict[str, Any]]:
-    """One row per sentence of ``text``, with offsets into it and the countries it names."""
+def sentence_rows(
+    article_id: int, text: str, gazetteer: Gazetteer, language: str | None = None
+) -> list[dict[str, Any]]:
+    """One row per sentence of ``text``: offsets into it, the countries it names, and its
+    language (``language``, the article's, unless the sentence's own letters say otherwise).
+    """
+    from pipeline.language import sentence_language
     from pipeline.text import split_sentences
 
     return [
@@ -32,6 +38,7 @@ def sentence_rows(article_id: int, text: str, gazetteer: Gazetteer) -> list[dict
             "end": s.end,
             "text": s.text,
             "countries": ",".join(sorted(gazetteer.countries(s.text))),
+            "language": sentence_language(s.text, language),
         }
         for idx, s in enumerate(split_sentences(text))
     ]
@@ -43,31 +50,42 @@ def article_countries(rows: list[dict[str, Any]]) -> str:
     return ",".join(sorted(codes))
 
 
-def _not_split() -> Any:
-    """The articles that have no sentence rows yet."""
-    return ~exists().where(Sentence.article_id == Article.id)
+def _not_split(since: dt.date | None = None, until: dt.date | None = None) -> Any:
+    """The articles that have no sentence rows yet (published from ``since`` to ``until``)."""
+    condition = ~exists().where(Sentence.article_id == Article.id)
+    if since is not None:
+        condition = and_(condition, Article.day >= since)
+    if until is not None:
+        condition = and_(condition, Article.day <= until)
+    return condition
 
 
-def _unsplit_articles(session, after_id: int, limit: int) -> list[tuple[int, str]]:
+def _unsplit_articles(
+    session, after_id: int, limit: int, since: dt.date | None = None, until: dt.date | None = None
+) -> list[tuple[int, str, str | None]]:
     query = (
-        select(Article.id, Article.text)
-        .where(Article.id > after_id, _not_split())
+        select(Article.id, Article.text, Article.language)
+        .where(Article.id > after_id, _not_split(since, until))
         .order_by(Article.id)
         .limit(limit)
     )
-    return [(row.id, row.text) for row in session.execute(query)]
+    return [(row.id, row.text, row.language) for row in session.execute(query)]
 
 
-def count_unsplit(session) -> int:
+def count_unsplit(session, since: dt.date | None = None, until: dt.date | None = None) -> int:
     from sqlalchemy import func
 
-    query = select(func.count()).where(_not_split()).select_from(Article)
+    query = select(func.count()).where(_not_split(since, until)).select_from(Article)
     return session.execute(query).scalar_one()
 
 
 @collector_paused()  # millions of short-lived rows, no cycles among them
-def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
+def split_new_articles(
+    engine: Engine, *, progress=None, since: dt.date | None = None, until: dt.date | None = None
+) -> dict[str, int]:
     """Split every article that has no sentences yet and tag countries; returns counts.
+
+    ``since``/``until`` limit it to the articles published on those days (a rebuild).
 
     On PostgreSQL the next batch is read and the last one written while this one is split
     (see :func:`pipeline.store.run_batches`); each batch is its own transaction.
@@ -76,13 +94,13 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
 
     gazetteer = load_gazetteer()
     with session_scope(engine) as session:
-        total = count_unsplit(session)
+        total = count_unsplit(session, since, until)
     if progress is not None:
         progress.start("split", total)
 
-    def read(after_id: int) -> list[tuple[int, str]]:
+    def read(after_id: int) -> list[tuple[int, str, str | None]]:
         with session_scope(engine) as session:
-            return _unsplit_articles(session, after_id, ARTICLE_BATCH)
+            return _unsplit_articles(session, after_id, ARTICLE_BATCH, since, until)
 
     def write(per_article: dict[int, list[dict[str, Any]]]) -> tuple[int, int]:
         rows = [row for article_rows in per_article.values() for row in article_rows]
@@ -95,7 +113,7 @@ def split_new_articles(engine: Engine, *, progress=None) -> dict[str, int]:
         return len(per_article), stored
 
     def split(batch: Any) -> dict[int, list[dict[str, Any]]]:
-        return {aid: sentence_rows(aid, text, gazetteer) for aid, text in batch}
+        return {aid: sentence_rows(aid, text, gazetteer, language) for aid, text, language in batch}
 
     written = run_batches(engine, read, split, write, progress=progress)
     return {

@@ -6,8 +6,9 @@ counted sentence is also in scope ``all``. So a Belarus-only article's
 sentence "Ukraine shelled the border" counts for UKR (not BLR), while its
 context-free "Troops moved closer" counts for BLR.
 
-Only sentences of English articles (``language`` ``en`` or ``en-*``) with a
-prediction count. Each sentence counts once, with its newest prediction (latest
+Every sentence with a prediction counts, in whatever language it was scored (English,
+Russian, Ukrainian, Belarusian, Polish), unless ``languages`` limits them
+(``ESCMON_ALERT_LANGUAGES``). Each sentence counts once, with its newest prediction (latest
 ``created_at``, then highest id), unless a ``model_version`` is given.
 
 The database does the heavy part: one GROUP BY turns sentences into one row per
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, case, delete, func, literal, or_, select, tuple_
+from sqlalchemy import Engine, case, delete, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from pipeline.gctools import collector_paused
@@ -205,20 +206,19 @@ def signals_from_sentences(
 # --- database edge ------------------------------------------------------------
 
 
-def english(language: Any) -> Any:
-    """SQL condition: the article's language tag is English (``en``, ``en-GB``, ``en_US``)."""
-    lowered = func.lower(language)
-    return or_(lowered == "en", lowered.like("en-%"), func.substr(lowered, 1, 3) == "en_")
-
-
 def effective_countries() -> Any:
     """SQL expression: the sentence's countries, else its article's."""
     sentence = func.coalesce(Sentence.countries, "")
     return case((sentence != "", sentence), else_=func.coalesce(Article.countries, ""))
 
 
-def scored_sentences(days: Sequence[dt.date], model_version: str | None = None) -> Any:
-    """A subquery: one row per scored English sentence of ``days``, with its chosen prediction.
+def scored_sentences(
+    days: Sequence[dt.date],
+    model_version: str | None = None,
+    languages: Sequence[str] | None = None,
+) -> Any:
+    """A subquery: one row per scored sentence of ``days`` (in ``languages`` if given),
+    with its chosen prediction.
 
     Columns: sentence_id, article_id, story_id, day, countries, sentence_countries,
     label, p_escalation, p_deescalation, cues, model_version, created_at.
@@ -238,8 +238,10 @@ def scored_sentences(days: Sequence[dt.date], model_version: str | None = None) 
         select(*columns)
         .join_from(Prediction, Sentence, Prediction.sentence_id == Sentence.id)
         .join(Article, Sentence.article_id == Article.id)
-        .where(Article.day.in_(list(days)), english(Article.language))
+        .where(Article.day.in_(list(days)))
     )
+    if languages:
+        joined = joined.where(Sentence.language.in_(list(languages)))
     if model_version is not None:
         return joined.where(Prediction.model_version == model_version).subquery("scored")
     newest_first = func.row_number().over(
@@ -254,8 +256,10 @@ def scored_sentences(days: Sequence[dt.date], model_version: str | None = None) 
     )
 
 
-def _group_query(days: Sequence[dt.date], model_version: str | None) -> Any:
-    scored = scored_sentences(days, model_version)
+def _group_query(
+    days: Sequence[dt.date], model_version: str | None, languages: Sequence[str] | None
+) -> Any:
+    scored = scored_sentences(days, model_version, languages)
     is_escalation = case((scored.c.label == ESCALATION, 1), else_=0)
     is_deescalation = case((scored.c.label.in_(DEESCALATION_LABELS), 1), else_=0)
     keys = (
@@ -276,7 +280,10 @@ def _group_query(days: Sequence[dt.date], model_version: str | None) -> Any:
 
 
 def load_groups(
-    session: Session, days: Sequence[dt.date], model_version: str | None = None
+    session: Session,
+    days: Sequence[dt.date],
+    model_version: str | None = None,
+    languages: Sequence[str] | None = None,
 ) -> list[GroupRow]:
     """The per-(day, article, countries, model) aggregates of ``days``, from one GROUP BY."""
     if not days:
@@ -294,7 +301,7 @@ def load_groups(
             p_escalation_sum=float(row.p_escalation_sum or 0.0),
             p_deescalation_sum=float(row.p_deescalation_sum or 0.0),
         )
-        for row in session.execute(_group_query(days, model_version))
+        for row in session.execute(_group_query(days, model_version, languages))
     ]
 
 
@@ -319,8 +326,12 @@ def compute_signals(
     days: Sequence[dt.date],
     model_version: str | None = None,
     only_changed: bool = False,
+    languages: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Recompute the signals of ``days`` (upsert on (scope, day)); rerunning changes nothing.
+
+    ``languages`` (``ESCMON_ALERT_LANGUAGES``) limits the sentences counted to those
+    languages; by default every scored sentence counts.
 
     Rows of those days whose scope no longer has any sentence are deleted, so a
     recount after re-tagging or re-scoring leaves no stale scope behind. With
@@ -335,7 +346,7 @@ def compute_signals(
     if not days:
         return {"days": 0, "signals": 0, "scopes": 0, "sentences_scored": 0}
     with session_scope(engine) as session:
-        groups = load_groups(session, days, model_version)
+        groups = load_groups(session, days, model_version, languages)
         rows = signals_from_groups(groups, days=days, model_version=model_version)
         now = utcnow()
         for row in rows:

@@ -16,6 +16,7 @@ class Stage(StrEnum):
     classify = "classify"
     signals = "signals"
     detect = "detect"
+    report = "report"
     send_alerts = "send_alerts"
 
 

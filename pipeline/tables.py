@@ -157,6 +157,9 @@ class Sentence(Base):
     end: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     countries: Mapped[str] = mapped_column(Text, default="")
+    # ISO 639-1 code detected per sentence (pipeline.text.sentence_language): a quote in
+    # another language keeps its own; NULL only where detection had nothing to read.
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Prediction(Base):
@@ -215,7 +218,8 @@ class Alert(Base):
     statistic: Mapped[float | None] = mapped_column(Float)
     p_value: Mapped[float | None] = mapped_column(Float)
     evidence: Mapped[list[Any]] = mapped_column(default=list)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    # pending | sent | failed | suppressed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(255))
@@ -241,3 +245,32 @@ class Run(Base):
     started_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime]
     duration_s: Mapped[float] = mapped_column(Float)
+
+
+class Label(Base):
+    """An analyst's label for one sentence (``escmon label``), or one imported from a file.
+
+    Kept with who gave it, when, and what the model of the day predicted, so a retrain can
+    learn from it and the labels can be exported in the ``seeds/`` format. One label per
+    text and analyst: answering again replaces it.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        UniqueConstraint("text_sha256", "labeller", name="uq_labels_text_labeller"),
+        Index("ix_labels_sentence", "sentence_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sentence_id: Mapped[int | None] = mapped_column(ForeignKey("sentences.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(16))  # escalation | deescalation | neutral
+    reason: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)  # the article's URL or feed
+    labeller: Mapped[str] = mapped_column(String(100))
+    origin: Mapped[str] = mapped_column(String(16), default="queue")  # queue | import
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    predicted_label: Mapped[str | None] = mapped_column(String(16))
+    predicted_probability: Mapped[float | None] = mapped_column(Float)
+    labelled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

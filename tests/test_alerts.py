@@ -602,3 +602,59 @@ def test_one_refused_recipient_of_two_is_noted_on_the_sent_alert(engine, belarus
 def test_backoff_doubles_up_to_six_hours() -> None:
     assert [backoff(n) for n in (1, 2, 3)] == [dt.timedelta(minutes=m) for m in (5, 10, 20)]
     assert backoff(10) == backoff(10_000) == dt.timedelta(hours=6)
+
+
+# --- the backfill mail guard -------------------------------------------------------
+
+
+def _created(engine, when: dt.datetime) -> None:
+    with session_scope(engine) as session:
+        session.execute(update(Alert).values(created_at=when))
+
+
+def test_late_alerts_are_suppressed_and_never_mailed(
+    engine, belarus: Settings, smtp: SmtpServer
+) -> None:
+    """An alert detected more than alert_max_age_days after its day is old news."""
+    from pipeline.alerts import suppress_late_alerts
+
+    _backfill(engine, belarus)
+    [alert] = _alerts(engine)
+    _created(engine, dt.datetime.combine(DAY + dt.timedelta(days=2), dt.time(1), dt.UTC))
+    assert suppress_late_alerts(engine, 2) == 0  # detected two days after: still news
+    _created(engine, dt.datetime.combine(DAY + dt.timedelta(days=3), dt.time(1), dt.UTC))
+    assert suppress_late_alerts(engine, 2) == 1
+    assert suppress_late_alerts(engine, 2) == 0
+    [alert] = _alerts(engine)
+    assert alert.status == "suppressed"
+    assert "ESCMON_ALERT_MAX_AGE_DAYS" in alert.last_error
+    assert send_pending_alerts(engine, belarus, smtp=smtp.overrides())["pending"] == 0
+    assert smtp.received == []
+    assert [a.id for a in alerts.list_alerts(engine, status="suppressed")] == [alert.id]
+
+
+def test_an_alert_held_by_a_mail_outage_is_not_suppressed(engine, belarus: Settings) -> None:
+    from pipeline.alerts import suppress_late_alerts
+
+    _backfill(engine, belarus)
+    _created(engine, dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(1), dt.UTC))
+    down = {"smtp_host": "127.0.0.1", "smtp_port": closed_port(), "alert_to": ["a@x.test"]}
+    problems: list[str] = []
+    assert send_pending_alerts(engine, belarus, smtp=down, problems=problems)["failed"] == 1
+    [alert] = _alerts(engine)
+    assert problems == [f"#{alert.id}: SMTP 127.0.0.1:{down['smtp_port']}: " + alert.last_error]
+    assert suppress_late_alerts(engine, 2) == 0  # detected in time; the mail is late, not it
+    assert _alerts(engine)[0].status == "pending"
+
+
+def test_unsuppress_makes_the_days_alerts_pending_again(
+    engine, belarus: Settings, smtp: SmtpServer
+) -> None:
+    from pipeline.alerts import suppress_late_alerts, unsuppress
+
+    _backfill(engine, belarus)
+    suppress_late_alerts(engine, 2)  # created now, years after DAY
+    assert unsuppress(engine, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=5)) == 0
+    assert unsuppress(engine, DAY, DAY) == 1
+    assert send_pending_alerts(engine, belarus, smtp=smtp.overrides())["sent"] == 1
+    assert len(smtp.received) == 1

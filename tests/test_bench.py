@@ -52,6 +52,20 @@ def test_bench_writes_every_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("shared_dir")
+def test_mixed_corpus_is_half_english_and_an_eighth_each_language() -> None:
+    from collections import Counter
+
+    from pipeline.language import sentence_language
+
+    mixed = corpus.generate_mixed(80)
+    assert Counter(a.language for a in mixed) == {"en": 40, "ru": 10, "uk": 10, "be": 10, "pl": 10}
+    assert len({a.guid for a in mixed}) == 80
+    belarusian = next(a for a in mixed if a.language == "be")
+    body = belarusian.text.split("\n\n")[1]
+    assert sentence_language(body) == "be"
+
+
+@pytest.mark.usefixtures("shared_dir")
 def test_corpus_articles_are_distinct_and_copies_share_a_story() -> None:
     from pipeline.dedup import content_hash
 

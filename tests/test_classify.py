@@ -14,17 +14,22 @@ from sklearn.pipeline import Pipeline
 
 from pipeline.classify import (
     LABELS,
+    MULTI_MODEL_NAME,
     TRUSTED_TYPES,
     VOLATILE_CARD_KEYS,
     Classifier,
     ModelNotFoundError,
+    Router,
     TrainingDataError,
     UntrustedModelError,
     build_pipeline,
     evaluate,
+    fold_letters,
     load_model,
+    load_router,
     load_training_data,
     train,
+    train_multilingual,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,8 +263,102 @@ def test_model_saved_with_a_plain_tfidf_vectorizer_still_loads(tmp_path: Path):
     np.testing.assert_array_equal(clf.pipeline.predict_proba(TEXTS), pipe.predict_proba(TEXTS))
 
 
+def _fitted_multi(n: int = 600) -> Pipeline:
+    rows = load_training_data(SEEDS / "languages")
+    rows = rows[:: max(1, len(rows) // n)]
+    return build_pipeline(family="multi").fit([t for t, _ in rows], [y for _, y in rows])
+
+
+RU_STRIKE = "Российские войска обстреляли Харьков ночью."
+
+
+def test_fold_letters_lets_east_slavic_spellings_meet():
+    assert fold_letters("Перемир'я") == "перемиря"  # Ukrainian
+    assert fold_letters("Перамір’е") == "перамире"  # Belarusian
+    assert fold_letters("Лукашэнка ўзяў") == "лукашенка взяв"
+    assert fold_letters("ҐЇЄ ёЪ") == "гие е"
+
+
+def test_unknown_family_is_refused():
+    with pytest.raises(ValueError, match="unknown model family 'xx'"):
+        build_pipeline(family="xx")
+
+
+def test_multi_pipeline_saves_with_trusted_types_only(tmp_path: Path):
+    pipe = _fitted_multi(300)
+    sio.dump(pipe, tmp_path / "m.skops")
+    assert set(sio.get_untrusted_types(file=tmp_path / "m.skops")) <= set(TRUSTED_TYPES)
+    loaded = sio.load(tmp_path / "m.skops", trusted=list(TRUSTED_TYPES))
+    np.testing.assert_array_equal(
+        loaded.predict_proba([RU_STRIKE]), pipe.predict_proba([RU_STRIKE])
+    )
+
+
+def test_router_sends_each_language_to_its_model():
+    english = Classifier(_fitted_pipeline(), "2.0-english0000")
+    multi = Classifier(_fitted_multi(), "1.0-multi00000")
+    router = Router(english, multi)
+    assert router.languages == ("en", "ru", "uk", "be", "pl")
+    texts = [TEXTS[1], RU_STRIKE, "Die Truppen wurden abgezogen."]
+    predictions = router.predict(texts, ["en", "ru", "de"])
+    assert [p.model_version if p else None for p in predictions] == [
+        "2.0-english0000",
+        "1.0-multi00000",
+        None,
+    ]
+    np.testing.assert_allclose(
+        [predictions[1].p_escalation, predictions[1].p_deescalation, predictions[1].p_neutral],
+        multi.predict_proba([RU_STRIKE])[0],
+    )
+    assert Router(english).predict([RU_STRIKE], ["ru"]) == [None]  # no multilingual model
+
+
+def test_router_without_a_multilingual_model_warns_and_scores_english(trained):
+    warnings: list[str] = []
+    router = load_router(trained[1], warn=warnings.append)
+    assert router.multilingual is None and router.languages == ("en",)
+    assert len(warnings) == 1 and "not scored" in warnings[0] and "escmon train" in warnings[0]
+
+
+@pytest.fixture(scope="module")
+def trained_multi(tmp_path_factory) -> tuple[Path, dict]:
+    """The multilingual model trained on a cut-down copy of seeds/languages."""
+    root = tmp_path_factory.mktemp("multi")
+    data = root / "seeds" / "languages"
+    data.mkdir(parents=True)
+    for path in sorted((SEEDS / "languages").glob("*.labels.jsonl")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        (data / path.name).write_text("\n".join(lines[::6]) + "\n", encoding="utf-8")
+    card = train_multilingual(root / "seeds", root / "models")
+    return root / "models", json.loads(card.to_json())
+
+
+def test_train_multilingual_writes_a_card_with_cv_per_language(trained_multi):
+    models, card = trained_multi
+    assert card["name"] == MULTI_MODEL_NAME and card["version"].startswith("1.0-")
+    assert (models / card["model_file"]).is_file()
+    assert (models / f"{MULTI_MODEL_NAME}-{card['version']}.card.md").is_file()
+    cv = card["cross_validation"]
+    assert cv["grouped_by"] == "page"
+    assert set(cv["by_language"]) == {"ru", "uk", "be", "pl"}
+    assert sum(r["n"] for r in cv["by_language"].values()) == card["training_data"]["n_sentences"]
+    assert card["model"]["languages"] == ["ru", "uk", "be", "pl"]
+    loaded = load_model(models, MULTI_MODEL_NAME)
+    assert loaded.version == card["version"] and loaded.explain(RU_STRIKE) == []
+
+
+def test_multilingual_rows_need_a_known_language(tmp_path: Path):
+    data = tmp_path / "languages"
+    data.mkdir()
+    row = {"text": "Die Truppen wurden abgezogen.", "label": "deescalation", "language": "de"}
+    (data / "x.labels.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(TrainingDataError, match="language"):
+        train_multilingual(tmp_path, tmp_path / "models")
+
+
 def test_shipped_model_loads_and_predicts():
-    assert list(MODELS.glob("escalation-*.skops")), "the repository must ship a model in models/"
+    shipped = list(MODELS.glob("escalation-[0-9]*.skops"))
+    assert shipped, "the repository must ship a model in models/"
     clf = load_model(MODELS)
     assert isinstance(clf, Classifier)
     labels = [p.label for p in clf.predict(TEXTS)]
@@ -295,7 +394,14 @@ def _article(session, feed_id: int, guid: str, language: str, sentences: list[st
         session,
         Sentence,
         [
-            {"article_id": article_id, "idx": i, "start": 0, "end": len(t), "text": t}
+            {
+                "article_id": article_id,
+                "idx": i,
+                "start": 0,
+                "end": len(t),
+                "text": t,
+                "language": language,
+            }
             for i, t in enumerate(sentences)
         ],
         returning=None,

@@ -304,6 +304,40 @@ def test_classify_jsonl_in_input_order(tmp_path, monkeypatch, capsys) -> None:
     assert "escalation" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("text", "language", "label"),
+    [
+        ("Российские войска обстреляли Харьков ночью.", "ru", "escalation"),
+        ("Російські війська обстріляли Харків уночі.", "uk", "escalation"),
+        ("Расійскія войскі абстралялі Харкаў уначы.", "be", "escalation"),
+        ("Rosyjskie wojska ostrzelały w nocy Charków.", "pl", "escalation"),
+        ("Стороны договорились о прекращении огня и обмене пленными.", "ru", "deescalation"),
+        ("Сторони домовилися про обмін полоненими.", "uk", "deescalation"),
+        ("Polska otworzyła przejście graniczne z Białorusią.", "pl", "deescalation"),
+    ],
+)
+def test_classify_reads_the_region_languages(monkeypatch, capsys, text, language, label) -> None:
+    _model_env(monkeypatch, REPO / "models")
+    assert main(["classify", text]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["language"], row["label"]) == (language, label)
+    assert row["model_version"].startswith("1.")  # the multilingual model, not the English
+
+
+ENGLISH_PULLBACK = "Russia withdrew its troops from the border with Ukraine."
+
+
+def test_classify_leaves_other_languages_unlabelled(monkeypatch, capsys) -> None:
+    _model_env(monkeypatch, REPO / "models")
+    assert main(["classify", "Die Truppen wurden abgezogen.", ENGLISH_PULLBACK]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["language"], r["label"]) for r in rows] == [("de", None), ("en", "deescalation")]
+    assert rows[0]["note"] == "language de is not scored"
+    assert main(["classify", "--language", "ru", "Troops were withdrawn."]) == 0
+    [forced] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert forced["language"] == "ru" and forced["model_version"].startswith("1.")
+
+
 def test_classify_errors(tmp_path, monkeypatch, capsys) -> None:
 
     _model_env(monkeypatch, tmp_path / "no-models")
@@ -377,6 +411,27 @@ def test_train_and_if_missing(tmp_path, monkeypatch, capsys) -> None:
     (seeds / "broken.labels.jsonl").write_text('{"text": "x", "label": "hot"}\n')
     assert main(["train", "--no-devset"]) == 1
     assert "broken.labels.jsonl:1" in capsys.readouterr().err
+
+
+def test_train_the_multilingual_model(tmp_path, monkeypatch, capsys) -> None:
+    from tests.conftest import REPO
+
+    languages = tmp_path / "seeds" / "languages"
+    languages.mkdir(parents=True)
+    for path in sorted((REPO / "seeds" / "languages").glob("news_??.labels.jsonl")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        (languages / path.name).write_text("\n".join(lines[::8]) + "\n", encoding="utf-8")
+    models = tmp_path / "models"
+    _model_env(monkeypatch, models, tmp_path / "seeds")
+    assert main(["train", "--family", "multi"]) == 0
+    printed = capsys.readouterr().out
+    assert "escalation-multi-1.0-" in printed and "grouped CV macro-F1 ru 0." in printed
+    assert [p.name.split("-1.0-")[0] for p in models.glob("*.skops")] == ["escalation-multi"]
+    assert main(["train", "--family", "multi", "--if-missing"]) == 0
+    assert "not retraining" in capsys.readouterr().out
+    (languages / "x.labels.jsonl").write_text('{"text": "Truppen", "label": "neutral"}\n')
+    assert main(["train", "--family", "multi"]) == 1
+    assert "language" in capsys.readouterr().err
 
 
 def test_format_auto_prints_json_lines_when_piped(monkeypatch, capsys) -> None:

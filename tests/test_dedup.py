@@ -333,3 +333,27 @@ def test_store_and_memory_group_alike(engine, window_days: int) -> None:
         ).all()
     expected = group_stories([StoryDoc(r.id, r.day, r.text) for r in rows], window_days=window_days)
     assert {r.id: r.story_id for r in rows} == expected
+
+
+RU_REPORT = (
+    "Российские войска ночью нанесли ракетный удар по Харькову, сообщил глава областной "
+    "администрации. По его словам, повреждены жилые дома и объект энергетики, есть раненые. "
+    "Воздушная тревога в области длилась более трёх часов, спасатели работают на месте."
+)
+UK_REPORT = (
+    "Президент підписав закон про державний бюджет на наступний рік після тривалого "
+    "обговорення у парламенті. Документ передбачає збільшення видатків на оборону та "
+    "соціальні виплати, повідомили в Офісі президента."
+)
+
+
+def test_copies_in_russian_group_and_another_story_does_not() -> None:
+    copy = RU_REPORT.replace("сообщил глава", "заявил глава").replace("ночью", "этой ночью")
+    docs = [
+        StoryDoc(id=1, day=DAY, text=RU_REPORT),
+        StoryDoc(id=2, day=DAY, text=copy),
+        StoryDoc(id=3, day=DAY, text=UK_REPORT),
+    ]
+    stories = group_stories(docs)
+    assert stories[2] == stories[1] == 1
+    assert stories[3] == 3

@@ -40,3 +40,54 @@ def test_balanced_draw_takes_the_rarest_class_size_from_each() -> None:
     picked = balanced_indices(labels)
     assert Counter(labels[i] for i in picked) == dict.fromkeys(LABELS, 5)
     assert picked == balanced_indices(labels)  # seeded
+
+
+def test_no_language_test_sentence_is_a_training_sentence(shared_dir) -> None:
+    from pipeline.classify import load_training_data
+    from tests.conftest import REPO
+
+    train = {text.casefold() for text, _ in load_training_data(REPO / "seeds" / "languages")}
+    tests = [i.text for i in load_testset(shared_dir=shared_dir) if i.language != "en"]
+    assert len(tests) > 800
+    assert [text for text in tests if text.casefold() in train] == []
+
+
+def test_language_scores_go_per_language_into_the_card() -> None:
+    """Scored on made-up items (the frozen set is scored by scripts/evaluate_release.py)."""
+    from pipeline.classify import Classifier, ModelCard, _card_markdown, build_pipeline
+    from pipeline.evaluation import TestItem, score_languages
+
+    texts = {
+        "escalation": ["Войска обстреляли город.", "Wojska ostrzelały miasto."],
+        "deescalation": ["Стороны обменялись пленными.", "Strony wymieniły jeńców."],
+        "neutral": ["Музей открылся после ремонта.", "Muzeum otwarto po remoncie."],
+    }
+    rows = [(t, label) for label, ts in texts.items() for t in ts]
+    model = build_pipeline(family="multi").fit([t for t, _ in rows] * 3, [y for _, y in rows] * 3)
+    items = [
+        TestItem(t, label, lang, lang)
+        for label, ts in texts.items()
+        for t, lang in zip(ts, ["ru", "pl"], strict=True)
+    ] + [TestItem("Troops withdrew.", "deescalation", "pages", "en")]
+    result = score_languages(Classifier(model, "1.0-0123456789"), items)
+    assert set(result["by_language"]) == {"ru", "pl"}
+    assert result["all"]["n"] == 6 and result["by_language"]["ru"]["n"] == 3
+    card = ModelCard(
+        name="escalation-multi",
+        version="1.0-0123456789",
+        model_file="m.skops",
+        trained_at="",
+        training_seconds=0,
+        training_data={"sources": "x", "files": [], "label_counts": {}},
+        model={"pipeline": "p", "lexicon_sha256": None},
+        cross_validation=score_like(result["all"]),
+        dev_set={"status": "skipped", "reason": "none"},
+        libraries={},
+        test_set=result,
+    )
+    markdown = _card_markdown(card)
+    assert "| ru | 3 |" in markdown and "| pl | 3 |" in markdown
+
+
+def score_like(result: dict) -> dict:
+    return {**result, "folds": 5, "seed": 0, "per_fold_macro_f1": []}

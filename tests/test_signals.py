@@ -218,14 +218,16 @@ def test_newest_prediction_or_the_given_model(engine) -> None:
     assert (older["escalation_count"], older["deescalation_count"]) == (2, 0)
 
 
-def test_only_english_articles_count(engine) -> None:
+def test_every_scored_language_counts_unless_limited(engine) -> None:
     scenario.add_day(engine, DAY, escalation_stories=2, quiet_stories=2)
     with session_scope(engine) as session:
         first = session.execute(select(Article.id).order_by(Article.id)).scalars().first()
-        session.execute(update(Article).where(Article.id == first).values(language="ru"))
-        session.execute(update(Article).where(Article.id == first + 1).values(language="en-GB"))
+        session.execute(update(Sentence).values(language="en"))
+        session.execute(update(Sentence).where(Sentence.article_id == first).values(language="ru"))
 
     compute_signals(engine, days=[DAY])
+    assert _by_scope(_stored(engine))["all"]["sentences_scored"] == 16
+    compute_signals(engine, days=[DAY], languages=["en"])  # ESCMON_ALERT_LANGUAGES=en
     assert _by_scope(_stored(engine))["all"]["sentences_scored"] == 12
 
 

@@ -38,4 +38,5 @@ def test_the_expected_tables_and_no_others() -> None:
         "daily_signals",
         "alerts",
         "runs",
+        "labels",
     }

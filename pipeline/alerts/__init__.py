@@ -33,6 +33,8 @@ from pipeline.alerts.outbox import (
     rejection,
     release,
     send_pending_alerts,
+    suppress_late_alerts,
+    unsuppress,
 )
 from pipeline.alerts.render import (
     SAFE_URL_CHARS,
@@ -125,4 +127,6 @@ __all__ = [
     "safe_url",
     "scope_name",
     "send_pending_alerts",
+    "suppress_late_alerts",
+    "unsuppress",
 ]

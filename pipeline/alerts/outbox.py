@@ -173,6 +173,7 @@ def send_pending_alerts(
     smtp: SmtpOverrides = None,
     now: dt.datetime | None = None,
     lease: dt.timedelta = LEASE,
+    problems: list[str] | None = None,
 ) -> dict[str, int]:
     """Send every due pending alert once; returns counts.
 
@@ -184,7 +185,9 @@ def send_pending_alerts(
     module docstring); ``deferred`` alerts left for the next run after the server became
     unusable. A crash between sending and marking sent can resend the
     mail after the lease expires; it keeps its Message-ID, so clients dedupe it.
+    Each failed send is appended to ``problems`` (``#id: reply``).
     """
+    problems = [] if problems is None else problems
     config = SmtpConfig.from_settings(settings, smtp)
     pending, waiting = _pending_ids(engine, now or utcnow())
     counts = {
@@ -224,6 +227,7 @@ def send_pending_alerts(
             except MESSAGE_ERRORS as exc:
                 reply = rejection(exc)
                 counts["failed"] += 1
+                problems.append(f"#{alert_id}: {reply.text}")
                 attempts = _attempts(engine, alert_id)
                 if reply.permanent and attempts >= settings.alert_max_attempts:
                     mark_failed(engine, alert_id, reply.text)
@@ -240,6 +244,7 @@ def send_pending_alerts(
             except OSError as exc:  # refused, timed out, disconnected, auth failed, ...
                 release(engine, alert_id, _describe(exc))
                 counts["failed"] += 1
+                problems.append(f"#{alert_id}: SMTP {config.host}:{config.port}: {_describe(exc)}")
                 counts["deferred"] = len(pending) - index - 1
                 log.warning(
                     "alerts: SMTP %s:%s unusable: %s", config.host, config.port, _describe(exc)
@@ -268,6 +273,55 @@ def _quit(client: smtplib.SMTP) -> None:
         client.quit()
     except (smtplib.SMTPException, OSError):
         client.close()
+
+
+def suppress_late_alerts(
+    engine: Engine, max_age_days: int, *, now: dt.datetime | None = None
+) -> int:
+    """Mark ``suppressed`` the pending, never-tried alerts detected more than ``max_age_days``
+    days after their day (a backfill or catch-up: old news); returns how many.
+
+    An alert detected on time and held back by a mail outage is not touched (it was
+    detected within the age). Suppressed alerts stay listed and are never mailed.
+    """
+    query = select(Alert.id, Alert.day, Alert.created_at).where(
+        Alert.status == "pending", Alert.attempts == 0, Alert.claimed_at.is_(None)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    fallback = now or utcnow()
+    late = [
+        row.id
+        for row in rows
+        if ((as_utc(row.created_at) or fallback).date() - row.day).days > max_age_days
+    ]
+    if not late:
+        return 0
+    statement = (
+        update(Alert)
+        .where(Alert.id.in_(late), Alert.status == "pending", Alert.attempts == 0)
+        .values(
+            status="suppressed",
+            last_error=f"not mailed: detected more than {max_age_days} "
+            "days after its day (ESCMON_ALERT_MAX_AGE_DAYS)",
+        )
+    )
+    with engine.begin() as connection:
+        suppressed = connection.execute(statement).rowcount
+    log.info("alerts: %d late alert(s) suppressed (older than %d days)", suppressed, max_age_days)
+    return suppressed
+
+
+def unsuppress(engine: Engine, first: dt.date, last: dt.date) -> int:
+    """Make the suppressed alerts of the days ``first`` to ``last`` pending again (to mail
+    them after all); returns how many."""
+    statement = (
+        update(Alert)
+        .where(Alert.status == "suppressed", Alert.day >= first, Alert.day <= last)
+        .values(status="pending", last_error=None)
+    )
+    with engine.begin() as connection:
+        return connection.execute(statement).rowcount
 
 
 def pending_count(engine: Engine) -> int:

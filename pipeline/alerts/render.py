@@ -26,6 +26,7 @@ from pipeline.alerts.rule import (
 )
 from pipeline.alerts.smtp import SmtpConfig, SmtpOverrides
 from pipeline.config import Settings
+from pipeline.language import language_name
 from pipeline.signals import (
     ALL,
     SignalPoint,
@@ -188,6 +189,11 @@ def _evidence_items(evidence: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     return [
         {
             "text": str(item.get("text") or ""),
+            # the sentence as written; its language named when it is not English
+            "lang": str(item.get("language") or ""),
+            "language": ""
+            if item.get("language") in (None, "en")
+            else language_name(str(item.get("language"))),
             "title": str(item.get("title") or "(untitled)"),
             "publisher": str(item.get("publisher") or "unknown publisher"),
             "url": safe_url(item.get("url")),

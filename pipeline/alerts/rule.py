@@ -177,10 +177,16 @@ def alert_row(
 
 
 def evidence_for(
-    session: Session, scope: str, day: dt.date, *, limit: int = EVIDENCE_LIMIT
+    session: Session,
+    scope: str,
+    day: dt.date,
+    *,
+    limit: int = EVIDENCE_LIMIT,
+    languages: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The day's most probable escalation sentences in ``scope``, one per story."""
-    scored = scored_sentences([day])
+    """The day's most probable escalation sentences in ``scope``, one per story, in
+    ``languages`` when given (``ESCMON_ALERT_LANGUAGES``), each with its language."""
+    scored = scored_sentences([day], languages=languages)
     query = (
         select(
             scored.c.sentence_id,
@@ -189,6 +195,7 @@ def evidence_for(
             scored.c.p_escalation,
             scored.c.model_version,
             Sentence.text,
+            Sentence.language,
             Article.title,
             Article.publisher,
             Article.url,
@@ -222,11 +229,13 @@ def evidence_for(
                 "article_id": row.article_id,
                 "story_id": row.story_id,
                 "text": row.text[:EVIDENCE_TEXT_CHARS],
+                "language": row.language,
                 "title": row.title,
                 "publisher": row.publisher,
                 "url": row.url,
                 "probability": round(float(row.p_escalation), 4),
-                "cues": row.cues or _explain(row.text),
+                # the lexicon is English: other languages' evidence has no cues
+                "cues": row.cues or (_explain(row.text) if row.language == "en" else []),
                 "model_version": row.model_version,
             }
         )
@@ -296,7 +305,9 @@ def detect_alerts(
             )
             if decision.fire:
                 counts["alarms"] += 1
-                evidence = evidence_for(session, scope, day)
+                evidence = evidence_for(
+                    session, scope, day, languages=settings.alert_languages or None
+                )
                 rows.append(alert_row(scope, day, rule, decision, evidence))
         counts["alerts"] = len(insert_ignore(session, Alert, rows))
     return counts

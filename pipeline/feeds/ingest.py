@@ -172,14 +172,25 @@ def sync_registry(session: Session, specs: Sequence[FeedSpec]) -> None:
         session.execute(update(Feed).where(Feed.name.in_(gone)).values(enabled=False))
 
 
-def due_jobs(session: Session, names: Iterable[str], now: dt.datetime) -> tuple[list[FeedJob], int]:
-    """Enabled feeds among ``names`` whose next attempt is due, and how many are backing off."""
+def due_jobs(
+    session: Session,
+    names: Iterable[str],
+    now: dt.datetime,
+    backing_off: list[str] | None = None,
+) -> tuple[list[FeedJob], int]:
+    """Enabled feeds among ``names`` whose next attempt is due, and how many are backing off
+    (each named in ``backing_off`` with its last error: they are failing feeds too)."""
     rows = session.execute(select(Feed).where(Feed.name.in_(list(names)), Feed.enabled)).scalars()
     jobs, waiting = [], 0
     for feed in rows:
         next_at = as_utc(feed.next_attempt_at)
         if next_at is not None and next_at > now:
             waiting += 1
+            if backing_off is not None:
+                backing_off.append(
+                    f"{feed.name}: {feed.last_error} (failed {feed.consecutive_failures} "
+                    f"time(s); next try {next_at:%Y-%m-%d %H:%M} UTC)"
+                )
             continue
         jobs.append(
             FeedJob(
@@ -501,6 +512,7 @@ def ingest_feeds(
     now: dt.datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
     resolve: Resolver | None = None,
+    problems: list[str] | None = None,
 ) -> dict[str, int]:
     """Fetch every due, enabled registry feed and store what is new; returns counts.
 
@@ -514,7 +526,8 @@ def ingest_feeds(
     as ``feeds_deferred`` (their rows untouched, so they are due next run, and
     the stalest feeds are fetched first) and the stage ends normally.
     ``resolve`` maps a host name to addresses for the article-page policy
-    (the system resolver by default).
+    (the system resolver by default). Every feed that could not be read is named,
+    with its error, in one WARNING and appended to ``problems`` (``name: error``).
     """
     del day  # the stage contract passes it; a feed has no "as of" date
     stage_end = time.monotonic() + settings.ingest_deadline
@@ -526,8 +539,9 @@ def ingest_feeds(
         return counts
     with session_scope(engine) as session:
         sync_registry(session, specs)
+        backing_off: list[str] = []
         jobs, counts["feeds_waiting"] = due_jobs(
-            session, [spec.name for spec in specs if spec.enabled], now
+            session, [spec.name for spec in specs if spec.enabled], now, backing_off
         )
         ids = [job.id for job in jobs]
         fetched_at: dict[int, dt.datetime | None] = {
@@ -574,11 +588,13 @@ def ingest_feeds(
         stage_end=stage_end,
     )
     seen = _Seen()
+    failures: list[str] = []
     for outcome in outcomes:
         counts[f"feeds_{outcome.status}"] += 1
         counts["entries_seen"] += outcome.entries_seen
         try:
             if outcome.status == "failed":
+                failures.append(f"{outcome.job.name}: {outcome.error}")
                 record_failure(engine, outcome, now)
             else:
                 stored = store_outcome(engine, outcome, seen, now)
@@ -595,10 +611,34 @@ def ingest_feeds(
                 outcome.fetched,
                 error=f"store error: {type(exc).__name__}: {exc}"[:2000],
             )
+            failures.append(f"{outcome.job.name}: {failed.error}")
             record_failure(engine, failed, now)
+    if failures:
+        log.warning(
+            "%d of %d feeds read could not be read: %s",
+            len(failures),
+            len(outcomes),
+            "; ".join(_one_line(failure) for failure in failures),
+        )
+    if backing_off:
+        log.warning(
+            "%d feed(s) not read, backing off after failing: %s",
+            len(backing_off),
+            "; ".join(_one_line(feed) for feed in sorted(backing_off)),
+        )
+    if problems is not None:
+        problems.extend(_one_line(failure) for failure in [*failures, *sorted(backing_off)])
     with session_scope(engine) as session:
         counts |= assign_story_ids(session)
     return counts
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A feed's error for the log: one line, cut (errors come from the network)."""
+    from pipeline.text import clean_text
+
+    flat = " ".join(clean_text(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _fetch_all(

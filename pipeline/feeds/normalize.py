@@ -7,19 +7,17 @@ import datetime as dt
 import email.utils
 import hashlib
 import re
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
+from pipeline.language import article_language
 from pipeline.text import html_to_text, normalize_whitespace
 
 if TYPE_CHECKING:  # parse_feed builds ParsedFeed with this module's helpers
     from pipeline.feeds.xml_guard import ParsedFeed
 
 FUTURE_TOLERANCE = dt.timedelta(days=1)  # later "published" dates are not believed
-LANGID_CHARS = 160  # characters of title + body given to language detection
-LANGID_MIN_CONFIDENCE = 0.9  # below this, a declared language wins over the detected one
 
 TRACKING_PARAMS = frozenset(
     {
@@ -355,68 +353,4 @@ def normalize_entries(
     return list(entries.values()), [r for k, r in rejections.items() if k not in entries]
 
 
-_identifier: Any = None
-_identifier_lock = threading.Lock()
-
-
-def _langid() -> Any:
-    global _identifier
-    with _identifier_lock:
-        if _identifier is None:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-            _identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    return _identifier
-
-
-_ENGLISH_WORDS = frozenset(
-    {
-        "the",
-        "and",
-        "of",
-        "to",
-        "in",
-        "is",
-        "for",
-        "that",
-        "with",
-        "on",
-        "was",
-        "said",
-        "from",
-        "by",
-        "are",
-        "has",
-        "have",
-        "its",
-        "it",
-        "as",
-        "at",
-        "be",
-        "this",
-        "will",
-        "were",
-    }
-)
-_LATIN_WORD = re.compile(r"[a-z]+")
-
-
-def detect_language(text: str, hint: str | None = None) -> str | None:
-    """ISO 639-1 code of ``text`` (py3langid); a declared ``hint`` wins unless detection is sure.
-
-    Shortcut: a sample with three or more distinct English function words is
-    English (on the feed corpus this agrees with py3langid on 837 of 838 such
-    entries, the other being its low-confidence "pcm") at a tenth of the cost.
-    """
-    sample = text[:LANGID_CHARS]
-    if not sample.strip():
-        return hint
-    if (
-        hint in (None, "en")
-        and len(_ENGLISH_WORDS.intersection(_LATIN_WORD.findall(sample.lower()))) >= 3
-    ):
-        return "en"
-    language, confidence = _langid().classify(sample)
-    if hint and language != hint and confidence < LANGID_MIN_CONFIDENCE:
-        return hint
-    return language
+detect_language = article_language  # the feed stage's name for it

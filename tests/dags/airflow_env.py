@@ -20,9 +20,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "dags"
 MARKER = "ESCMON_TEST_AIRFLOW_HOME"
-# Manual test runs of the monitor use the seed's day (2024-08-20); Airflow creates no
-# task instances for a manual run dated before the Dag's start date.
-TEST_START_DATE = "2024-01-01"
 
 
 def use_test_airflow_home() -> Path:
@@ -44,7 +41,6 @@ def use_test_airflow_home() -> Path:
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "ESCMON_START_DATE": TEST_START_DATE,
         }
     )
     # As Airflow does for its workers: DAG files import their helpers from the dags folder.

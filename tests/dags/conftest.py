@@ -20,6 +20,8 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.smtp_server import SmtpServer, running_smtp_server  # noqa: E402
+
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
 ROWS_PER_LABEL = 20  # enough for 5-fold CV; trains in seconds instead of a minute
 
@@ -85,3 +87,49 @@ def small_model(small_seeds: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     models = tmp_path_factory.mktemp("small-model")
     train(small_seeds, models)
     return models
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    with running_smtp_server() as server:
+        yield server
+
+
+def smtp_connection(server: SmtpServer) -> str:
+    """An Airflow SMTP connection (``AIRFLOW_CONN_*`` JSON) for the test server."""
+    return smtp_connection_to(server.host, server.port)
+
+
+def smtp_connection_to(host: str, port: int) -> str:
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": host,
+            "port": port,
+            "extra": {
+                "disable_ssl": True,
+                "disable_tls": True,
+                "timeout": 5,
+                "from_email": "escmon@example.test",
+            },
+        }
+    )
+
+
+@pytest.fixture
+def monitor_env(pipeline_env, db_url: str, smtp_server: SmtpServer, tmp_path: Path):
+    """ESCMON_* settings for a run against ``db_url`` and the test SMTP server."""
+    env = pipeline_env
+    env.setenv("ESCMON_DATABASE_URL", db_url)
+    env.setenv("ESCMON_SEEDS_DIR", str(REPO / "seeds"))
+    env.setenv("ESCMON_MODELS_DIR", str(REPO / "models"))  # the shipped model
+    env.setenv("ESCMON_REPORTS_DIR", str(tmp_path / "reports"))
+    registry = tmp_path / "feeds.toml"
+    if not registry.exists():
+        registry.write_text("", encoding="utf-8")  # an empty registry: no feeds (a test may add)
+    env.setenv("ESCMON_FEEDS_FILE", str(registry))
+    env.setenv("ESCMON_OFFLINE", "false")
+    env.setenv("ESCMON_ALERT_TO", "analyst@example.test")
+    env.setenv("ESCMON_FAILURE_EMAIL", "ops@example.test")
+    env.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(smtp_server))
+    return env

@@ -10,7 +10,11 @@ from tests.dags.conftest import DAG_FILES, load_dag
 
 
 def test_there_are_dag_files() -> None:
-    assert {path.name for path in DAG_FILES} >= {"escalation_monitor.py"}
+    assert {path.name for path in DAG_FILES} >= {
+        "escalation_monitor.py",
+        "reprocess.py",
+        "retrain_model.py",
+    }
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda path: path.name)
@@ -32,21 +36,42 @@ def test_dag_file_imports_cleanly_with_tags_and_retries(path: Path) -> None:
             assert task.on_failure_callback, f"{dag.dag_id}.{task.task_id} notifies nobody"
 
 
-def test_monitor_tasks_are_the_daily_stages_in_order() -> None:
+@pytest.mark.parametrize("dag_id", ["escalation_monitor", "reprocess"])
+def test_monitor_tasks_are_the_daily_stages_in_order(dag_id: str) -> None:
     from pipeline.daily import STAGES
 
-    dag = load_dag("escalation_monitor")
+    dag = load_dag(dag_id)
     assert dag.task_ids == list(STAGES)
     for upstream, downstream in zip(dag.task_ids, dag.task_ids[1:], strict=False):
         assert dag.get_task(upstream).downstream_task_ids == {downstream}
     assert dag.get_task(dag.task_ids[0]).upstream_task_ids == set()
 
 
-def test_monitor_schedule_and_catchup() -> None:
+def test_monitor_schedule_is_the_default_timetable_without_catchup() -> None:
+    """Runs at 00:00 UTC for the day just ended; the first unpause queues no backlog."""
+    import datetime as dt
+
+    from airflow.sdk import CronTriggerTimetable
+
     dag = load_dag("escalation_monitor")
-    assert dag.catchup is True
+    assert dag.catchup is False  # Airflow's [scheduler] catchup_by_default
+    assert isinstance(dag.timetable, CronTriggerTimetable)
     assert dag.timetable.expression == "0 0 * * *"
+    assert dag.timetable.interval == dt.timedelta(days=1)
     assert dag.doc_md.strip().startswith("# Escalation monitor")
+    assert load_dag("retrain_model").schedule is None  # manual
+    assert load_dag("reprocess").schedule is None
+
+
+def test_the_active_model_asset_links_retraining_to_classify() -> None:
+    from escmon_airflow import ACTIVE_MODEL
+
+    promote = load_dag("retrain_model").get_task("promote_if_not_worse")
+    assert ACTIVE_MODEL in promote.outlets
+    for dag_id in ("escalation_monitor", "reprocess"):
+        dag = load_dag(dag_id)
+        readers = [task.task_id for task in dag.tasks if ACTIVE_MODEL in task.inlets]
+        assert readers == ["classify"], dag_id
 
 
 def test_failure_mail_is_a_task_level_smtp_notifier() -> None:

@@ -13,14 +13,10 @@ from tests.dags.conftest import load_dag, run_dag, task_states
 DAY = dt.date(2024, 8, 20)
 
 
-def test_retrain_is_manual_unless_scheduled(monkeypatch: pytest.MonkeyPatch) -> None:
-    from escmon_airflow import schedule_from_env
-
-    monkeypatch.delenv("ESCMON_RETRAIN_SCHEDULE", raising=False)
-    assert schedule_from_env("ESCMON_RETRAIN_SCHEDULE", "none") is None
-    monkeypatch.setenv("ESCMON_RETRAIN_SCHEDULE", "@weekly")
-    assert schedule_from_env("ESCMON_RETRAIN_SCHEDULE", "none").expression == "0 0 * * 0"
-    assert load_dag("retrain_model").timetable is not None
+def test_retrain_is_manual_with_a_promote_param() -> None:
+    dag = load_dag("retrain_model")
+    assert dag.schedule is None
+    assert dag.params["promote"] is True
 
 
 @pytest.fixture
@@ -53,11 +49,27 @@ def test_retrain_promotes_then_keeps_an_identical_candidate(airflow_db, retrain_
         f"escalation-{model.version}{suffix}" for suffix in (".card.json", ".card.md", ".skops")
     )
 
+    trained = first.get_task_instance("train_candidate")
+    assert trained.xcom_pull(task_ids="train_candidate") == {
+        "version": model.version
+    }  # no local path through XCom: the promote task finds the staging folder by run id
+    assert list((retrain_env / ".staging").iterdir()) == []
+
     second = run_dag(dag, DAY)
     assert second.state == "success", task_states(second)
     assert [d["action"] for d in decisions(retrain_env)] == ["promote", "unchanged"]
     assert list((retrain_env / ".staging").iterdir()) == []
     assert not list(retrain_env.glob(".*.partial"))
+
+
+def test_retrain_with_promote_false_installs_nothing(airflow_db, retrain_env: Path) -> None:
+    dag = load_dag("retrain_model")
+    logical_date = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
+    run = dag.test(logical_date=logical_date, run_conf={"promote": False})
+    assert run.state == "success", task_states(run)
+    [decision] = decisions(retrain_env)
+    assert decision["action"] == "dry_run"
+    assert not list(retrain_env.glob("*.skops"))
 
 
 def test_retrain_rejects_a_worse_candidate(airflow_db, retrain_env: Path, small_seeds) -> None:

@@ -1,0 +1,772 @@
+"""The daily report: one self-contained HTML page per day, and a JSON twin of its data.
+
+Three plain steps: :func:`gather_report` reads the store into plain dataclasses (per
+scope the 30-day series with the alert threshold, the day's evidence per class and the
+change against the baseline; feed health; the model and its class shares),
+:func:`render_html` renders them with an autoescaped Jinja2 template and inline SVG
+charts (matplotlib), and :func:`write_report` writes ``<day>.html`` and ``<day>.json``.
+
+The page makes no request when opened: styles are inline, charts are inline SVG with
+their text drawn as paths, there is no script, and a Content-Security-Policy forbids
+loading anything. Feed text is untrusted: it is escaped by the template, and only
+http(s) links are kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.orm import Session
+
+from pipeline.alerts.render import cue_labels, safe_url, scope_name
+from pipeline.alerts.rule import (
+    AlertRule,
+    default_rule,
+    detect_series,
+    monitoring_start,
+    parse_scope_rules,
+)
+from pipeline.config import Settings
+from pipeline.errors import EscmonError
+from pipeline.signals import (
+    ALL,
+    DEESCALATION_LABELS,
+    ESCALATION,
+    SignalPoint,
+    country_match,
+    parse_countries,
+    scored_sentences,
+    signal_series,
+)
+from pipeline.store import session_scope
+from pipeline.tables import Alert, Article, DailySignal, Feed, Prediction, Sentence, as_utc
+
+REPORT_DAYS = 30
+EVIDENCE_PER_CLASS = 5
+EVIDENCE_TEXT_CHARS = 600
+BASELINE_DAYS = 7  # the movers' baseline: the week before the day (EARS' baseline)
+DRIFT_DAYS = 30  # the model's class shares today against the pooled shares of these days
+DRIFT_FLAG_POINTS = 10.0  # a class share this many percentage points off is flagged
+CLASSES = ("escalation", "deescalation", "neutral")
+EVIDENCE_CLASSES = ("escalation", "deescalation")
+
+
+# --- the data -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesDay:
+    """One day of a scope's chart."""
+
+    day: dt.date
+    escalation_stories: int
+    deescalation_stories: int
+    tension_index: float
+    sentences_scored: int
+    threshold: float | None  # the alert rule's EARS upper bound for the day
+    count_alarm: bool  # the story count crossed the threshold
+    alerted: bool  # an alert row exists for the scope and day
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One of the day's most probable sentences of a class (one per story)."""
+
+    label: str
+    text: str
+    title: str
+    publisher: str
+    url: str | None  # http(s) only
+    probability: float
+    cues: list[str]
+
+
+@dataclass(frozen=True)
+class Mover:
+    """A scope's day against its baseline (the mean of the previous days)."""
+
+    scope: str
+    name: str
+    tension_today: float
+    tension_baseline: float | None
+    escalation_stories_today: int
+    escalation_stories_baseline: float | None
+    deescalation_stories_today: int
+    deescalation_stories_baseline: float | None
+
+    @property
+    def tension_change(self) -> float | None:
+        if self.tension_baseline is None:
+            return None
+        return round(self.tension_today - self.tension_baseline, 2)
+
+
+@dataclass
+class ScopeReport:
+    scope: str
+    name: str
+    series: list[SeriesDay]
+    evidence: dict[str, list[Evidence]]
+    mover: Mover
+    rule: str
+
+    @property
+    def today(self) -> SeriesDay | None:
+        return self.series[-1] if self.series else None
+
+    @property
+    def has_data(self) -> bool:
+        return any(point.sentences_scored for point in self.series)
+
+
+@dataclass(frozen=True)
+class FeedHealth:
+    name: str
+    enabled: bool
+    status: str  # ok | failing | never fetched | disabled
+    last_success: dt.datetime | None
+    entries_today: int
+    consecutive_failures: int
+    backoff_until: dt.datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    version: str | None  # the model that scored the day (else the active one)
+    card_version: str | None  # the model whose card the test-set figures come from
+    card_found: bool
+    test_macro_f1: float | None
+    test_macro_f1_ci: tuple[float, float] | None
+    test_balanced_macro_f1: float | None
+    test_n: int | None
+    weakest_class: str | None  # lowest F1 on the English test set
+    sentences_today: int
+    sentences_baseline: int
+    share_today: dict[str, float]  # percent of the day's scored sentences
+    share_baseline: dict[str, float]  # percent over the previous DRIFT_DAYS days
+    drift_points: dict[str, float]  # today minus baseline, percentage points
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.sentences_today and self.sentences_baseline) and any(
+            abs(value) >= DRIFT_FLAG_POINTS for value in self.drift_points.values()
+        )
+
+
+@dataclass
+class Report:
+    day: dt.date
+    days: int
+    generated_at: dt.datetime
+    scopes: list[ScopeReport]
+    movers: list[Mover]
+    feeds: list[FeedHealth]
+    model: ModelSummary
+    notes: list[str] = field(default_factory=list)
+
+
+# --- pure helpers -----------------------------------------------------------------------
+
+
+def mover_of(scope: str, name: str, series: Sequence[SeriesDay]) -> Mover:
+    """The last day of ``series`` against the mean of up to BASELINE_DAYS days before it."""
+    today = series[-1] if series else None
+    before = list(series[-1 - BASELINE_DAYS : -1]) if series else []
+
+    def mean(values: list[float]) -> float | None:
+        return round(sum(values) / len(values), 2) if values else None
+
+    return Mover(
+        scope=scope,
+        name=name,
+        tension_today=today.tension_index if today else 0.0,
+        tension_baseline=mean([p.tension_index for p in before]),
+        escalation_stories_today=today.escalation_stories if today else 0,
+        escalation_stories_baseline=mean([float(p.escalation_stories) for p in before]),
+        deescalation_stories_today=today.deescalation_stories if today else 0,
+        deescalation_stories_baseline=mean([float(p.deescalation_stories) for p in before]),
+    )
+
+
+def biggest_movers(movers: Sequence[Mover], limit: int = 10) -> list[Mover]:
+    """Scopes ordered by how far their tension index moved from its baseline."""
+    known = [m for m in movers if m.tension_change is not None]
+    return sorted(known, key=lambda m: (-abs(m.tension_change or 0.0), m.scope))[:limit]
+
+
+def class_shares(counts: Mapping[str, int], total: int) -> dict[str, float]:
+    """Percent of ``total`` per class (neutral: the rest)."""
+    if not total:
+        return dict.fromkeys(CLASSES, 0.0)
+    escalation = counts.get("escalation", 0)
+    deescalation = counts.get("deescalation", 0)
+    neutral = total - escalation - deescalation
+    return {
+        "escalation": round(100.0 * escalation / total, 2),
+        "deescalation": round(100.0 * deescalation / total, 2),
+        "neutral": round(100.0 * neutral / total, 2),
+    }
+
+
+def _window_start(day: dt.date, days: int) -> dt.date:
+    return day - dt.timedelta(days=days - 1)
+
+
+# --- reading the store -------------------------------------------------------------------
+
+
+def report_scopes(session: Session, start: dt.date, end: dt.date) -> list[str]:
+    """``all``, then every country scope with scored sentences between ``start`` and ``end``."""
+    query = (
+        select(DailySignal.scope)
+        .where(
+            DailySignal.day >= start,
+            DailySignal.day <= end,
+            DailySignal.sentences_scored > 0,
+            DailySignal.scope != ALL,
+        )
+        .distinct()
+    )
+    countries = sorted(set(session.execute(query).scalars()), key=lambda s: (scope_name(s), s))
+    return [ALL, *countries]
+
+
+def deescalation_stories(
+    session: Session, start: dt.date, end: dt.date, languages: Sequence[str] | None = None
+) -> dict[tuple[str, dt.date], int]:
+    """Distinct stories with a de-escalation sentence, per (scope, day): the signals table
+    counts escalation stories only."""
+    days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+    if not days:
+        return {}
+    scored = scored_sentences(days, languages=languages)
+    query = (
+        select(scored.c.day, scored.c.story_id, scored.c.article_id, scored.c.countries)
+        .where(scored.c.label.in_(DEESCALATION_LABELS))
+        .distinct()
+    )
+    stories: dict[tuple[str, dt.date], set[Any]] = {}
+    for row in session.execute(query):
+        story = row.story_id if row.story_id is not None else ("article", row.article_id)
+        for scope in [ALL, *parse_countries(row.countries)]:
+            stories.setdefault((scope, row.day), set()).add(story)
+    return {key: len(value) for key, value in stories.items()}
+
+
+def alerted_days(session: Session, start: dt.date, end: dt.date) -> set[tuple[str, dt.date]]:
+    query = select(Alert.scope, Alert.day).where(Alert.day >= start, Alert.day <= end)
+    return {(row.scope, row.day) for row in session.execute(query)}
+
+
+def scope_series(
+    session: Session,
+    scope: str,
+    day: dt.date,
+    days: int,
+    rule: AlertRule,
+    *,
+    began: dt.date | None,
+    deescalation: Mapping[tuple[str, dt.date], int],
+    alerted: set[tuple[str, dt.date]],
+) -> list[SeriesDay]:
+    """The last ``days`` days of ``scope`` up to ``day`` (from the first day with signals),
+    with each day's threshold under ``rule``."""
+    first = max(_window_start(day, days), began or day)
+    first = min(first, day)
+    history = min(max(first - dt.timedelta(days=rule.history_days), began or first), first)
+    series: list[SignalPoint] = signal_series(session, scope, start=history, end=day)
+    counts, _ = detect_series(series, rule)
+    shown = (day - first).days + 1
+    return [
+        SeriesDay(
+            day=point.day,
+            escalation_stories=point.escalation_stories,
+            deescalation_stories=deescalation.get((scope, point.day), 0),
+            tension_index=round(point.tension_index, 2),
+            sentences_scored=point.sentences_scored,
+            threshold=None
+            if result.upper_bound is None or math.isnan(result.upper_bound)
+            else round(float(result.upper_bound), 3),
+            count_alarm=bool(result.alarm),
+            alerted=(scope, point.day) in alerted,
+        )
+        for point, result in zip(series[-shown:], counts[-shown:], strict=True)
+    ]
+
+
+_PROBABILITY = {"escalation": Prediction.p_escalation, "deescalation": Prediction.p_deescalation}
+
+
+def top_evidence(
+    session: Session,
+    scope: str,
+    day: dt.date,
+    label: str,
+    *,
+    limit: int = EVIDENCE_PER_CLASS,
+    languages: Sequence[str] | None = None,
+) -> list[Evidence]:
+    """The day's most probable ``label`` sentences in ``scope``, one per story."""
+    scored = scored_sentences([day], languages=languages)
+    probability = _PROBABILITY[label]
+    labels = DEESCALATION_LABELS if label == "deescalation" else (ESCALATION,)
+    query = (
+        select(
+            scored.c.article_id,
+            scored.c.story_id,
+            probability.label("probability"),
+            Sentence.text,
+            Article.title,
+            Article.publisher,
+            Article.url,
+            Prediction.cues,
+        )
+        .join(Sentence, Sentence.id == scored.c.sentence_id)
+        .join(Article, Article.id == scored.c.article_id)
+        .join(
+            Prediction,
+            and_(
+                Prediction.sentence_id == scored.c.sentence_id,
+                Prediction.model_version == scored.c.model_version,
+            ),
+        )
+        .where(scored.c.label.in_(labels))
+        .order_by(probability.desc(), scored.c.sentence_id)
+        .limit(limit * 20)
+    )
+    if scope != ALL:
+        query = query.where(country_match(scored.c.countries, scope))
+    found: list[Evidence] = []
+    stories: set[Any] = set()
+    for row in session.execute(query):
+        story = row.story_id if row.story_id is not None else ("article", row.article_id)
+        if story in stories:
+            continue  # a near-duplicate copy of a story already shown
+        stories.add(story)
+        found.append(
+            Evidence(
+                label=label,
+                text=row.text[:EVIDENCE_TEXT_CHARS],
+                title=row.title or "(untitled)",
+                publisher=row.publisher or "unknown publisher",
+                url=safe_url(row.url),
+                probability=round(float(row.probability), 3),
+                cues=cue_labels(row.cues) or _explain(row.text),
+            )
+        )
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _explain(text: str) -> list[str]:
+    """Cues from the lexicon for the few sentences shown (the classify stage stores none)."""
+    from dataclasses import asdict as as_dict
+
+    from pipeline.lexicon import explain
+
+    return cue_labels([as_dict(match) for match in explain(text)])
+
+
+def feed_health(session: Session, day: dt.date) -> list[FeedHealth]:
+    """Every RSS/Atom feed: failing ones first, then by name."""
+    entries = dict(
+        session.execute(
+            select(Article.feed_id, func.count())
+            .where(Article.day == day)
+            .group_by(Article.feed_id)
+        ).all()
+    )
+    feeds = []
+    for feed in session.execute(select(Feed).where(Feed.kind != "seed")).scalars():
+        if not feed.enabled:
+            status = "disabled"
+        elif feed.consecutive_failures or feed.last_error:
+            status = "failing"
+        elif feed.last_fetched_at is None:
+            status = "never fetched"
+        else:
+            status = "ok"
+        feeds.append(
+            FeedHealth(
+                name=feed.name,
+                enabled=feed.enabled,
+                status=status,
+                last_success=as_utc(feed.last_fetched_at),
+                entries_today=int(entries.get(feed.id, 0)),
+                consecutive_failures=feed.consecutive_failures,
+                backoff_until=as_utc(feed.next_attempt_at),
+                last_error=feed.last_error,
+            )
+        )
+    order = {"failing": 0, "never fetched": 1, "ok": 2, "disabled": 3}
+    return sorted(feeds, key=lambda f: (order[f.status], f.name))
+
+
+def _class_counts(session: Session, start: dt.date, end: dt.date) -> tuple[dict[str, int], int]:
+    query = select(
+        func.coalesce(func.sum(DailySignal.escalation_count), 0),
+        func.coalesce(func.sum(DailySignal.deescalation_count), 0),
+        func.coalesce(func.sum(DailySignal.sentences_scored), 0),
+    ).where(DailySignal.scope == ALL, DailySignal.day >= start, DailySignal.day <= end)
+    escalation, deescalation, total = session.execute(query).one()
+    return {"escalation": int(escalation), "deescalation": int(deescalation)}, int(total)
+
+
+def _day_model_version(session: Session, day: dt.date) -> str | None:
+    query = select(DailySignal.model_version).where(
+        DailySignal.scope == ALL, DailySignal.day == day
+    )
+    return session.execute(query).scalar_one_or_none() or None
+
+
+def find_card(models_dir: Path, name: str, version: str | None) -> dict[str, Any] | None:
+    """The card of model ``version`` (or, without one, the newest card of ``name``).
+
+    Reads the JSON cards only: the report never loads a model file.
+    """
+    stem = re.compile(rf"{re.escape(name)}-\d+\.\d+-[0-9a-f]{{10}}\.card\.json")
+    cards: list[dict[str, Any]] = []
+    for path in sorted(Path(models_dir).glob(f"{name}-*.card.json")):
+        if not stem.fullmatch(path.name):
+            continue  # another model whose name starts the same (escalation-multi-...)
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(card, dict):
+            cards.append(card)
+    if version is not None:
+        return next((card for card in cards if card.get("version") == version), None)
+    return max(cards, key=lambda card: str(card.get("trained_at", "")), default=None)
+
+
+def model_summary(
+    session: Session, settings: Settings, day: dt.date, version: str | None = None
+) -> ModelSummary:
+    version = version or _day_model_version(session, day)
+    card = find_card(Path(settings.models_dir), settings.model_name, version)
+    if card is None:  # the day's model is gone, or not the English one: the active card
+        card = find_card(Path(settings.models_dir), settings.model_name, None)
+    card_version = card.get("version") if card is not None else None
+    english = ((card or {}).get("test_set") or {}).get("english") or {}
+    balanced = ((card or {}).get("test_set") or {}).get("english_balanced") or {}
+    per_class = english.get("per_class") or {}
+    weakest = min(per_class, key=lambda lab: per_class[lab]["f1"]) if per_class else None
+    interval = english.get("macro_f1_95ci")
+    today_counts, today_total = _class_counts(session, day, day)
+    before_counts, before_total = _class_counts(
+        session, day - dt.timedelta(days=DRIFT_DAYS), day - dt.timedelta(days=1)
+    )
+    share_today = class_shares(today_counts, today_total)
+    share_baseline = class_shares(before_counts, before_total)
+    return ModelSummary(
+        version=version or card_version,
+        card_version=card_version,
+        card_found=card is not None,
+        test_macro_f1=english.get("macro_f1"),
+        test_macro_f1_ci=(interval[0], interval[1]) if interval else None,
+        test_balanced_macro_f1=balanced.get("macro_f1"),
+        test_n=english.get("n"),
+        weakest_class=weakest,
+        sentences_today=today_total,
+        sentences_baseline=before_total,
+        share_today=share_today,
+        share_baseline=share_baseline,
+        drift_points={
+            lab: round(share_today[lab] - share_baseline[lab], 2) if before_total else 0.0
+            for lab in CLASSES
+        },
+    )
+
+
+def scope_rule(settings: Settings, scope: str) -> AlertRule:
+    return parse_scope_rules(settings).get(scope) or default_rule(settings)
+
+
+def gather_report(
+    engine: Engine, settings: Settings, *, day: dt.date, days: int = REPORT_DAYS
+) -> Report:
+    """Everything the report shows for ``day``, as plain data."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    start = _window_start(day, days)
+    with session_scope(engine) as session:
+        began = monitoring_start(session)
+        # The languages the signals count (ESCMON_ALERT_LANGUAGES; empty: all scored ones).
+        languages = settings.alert_languages or None
+        deescalation = deescalation_stories(
+            session, max(start, began or start), day, languages=languages
+        )
+        alerted = alerted_days(session, start, day)
+        scopes = []
+        for scope in report_scopes(session, start, day):
+            rule = scope_rule(settings, scope)
+            series = scope_series(
+                session,
+                scope,
+                day,
+                days,
+                rule,
+                began=began,
+                deescalation=deescalation,
+                alerted=alerted,
+            )
+            name = scope_name(scope)
+            scopes.append(
+                ScopeReport(
+                    scope=scope,
+                    name=name,
+                    series=series,
+                    evidence={
+                        label: top_evidence(session, scope, day, label, languages=languages)
+                        for label in EVIDENCE_CLASSES
+                    },
+                    mover=mover_of(scope, name, series),
+                    rule=f"{rule.label}, at least {rule.min_count} stories",
+                )
+            )
+        feeds = feed_health(session, day)
+        model = model_summary(session, settings, day)
+    notes = []
+    if began is None or began > day:
+        notes.append("No signals up to this day yet: run `escmon run` for it first.")
+    return Report(
+        day=day,
+        days=days,
+        generated_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        scopes=scopes,
+        movers=biggest_movers([scope.mover for scope in scopes]),
+        feeds=feeds,
+        model=model,
+        notes=notes,
+    )
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+_SVG_SIZE = re.compile(r'\s(width|height)="[^"]*"')
+
+
+def render_chart(scope: ScopeReport) -> str:
+    """Inline SVG: escalation and de-escalation stories with the threshold and alerted
+    days above, the tension index below. Text is drawn as paths (no font is fetched)."""
+    from io import StringIO
+
+    import matplotlib
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    points = scope.series
+    days: Any = [p.day for p in points]  # matplotlib plots dates; its stubs say floats
+    # A salt per scope keeps the ids in each SVG distinct within one page.
+    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": f"escmon-{scope.scope}"}):
+        figure = Figure(figsize=(7.5, 4.2), dpi=100)
+        FigureCanvasSVG(figure)
+        top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+        top.plot(
+            days,
+            [p.escalation_stories for p in points],
+            marker="o",
+            markersize=3,
+            color="#b03a2e",
+            label="escalation stories",
+        )
+        top.plot(
+            days,
+            [p.deescalation_stories for p in points],
+            marker="o",
+            markersize=3,
+            color="#1e8449",
+            label="de-escalation stories",
+        )
+        top.plot(
+            days,
+            [p.threshold if p.threshold is not None else float("nan") for p in points],
+            linestyle="--",
+            color="#555555",
+            label="alert threshold",
+        )
+        alerted = [p for p in points if p.alerted]
+        if alerted:
+            alerted_days: Any = [p.day for p in alerted]
+            top.plot(
+                alerted_days,
+                [p.escalation_stories for p in alerted],
+                marker="D",
+                markersize=9,
+                linestyle="none",
+                markerfacecolor="none",
+                markeredgecolor="#b03a2e",
+                markeredgewidth=2,
+                label="alerted",
+            )
+        top.set_ylim(bottom=0)
+        top.yaxis.set_major_locator(MaxNLocator(integer=True))
+        top.grid(alpha=0.3)
+        top.legend(loc="upper left", fontsize=8, frameon=False, ncols=2)
+        top.set_title(f"{scope.name}: stories per day, last {len(points)} days", fontsize=10)
+        bottom.bar(
+            days,
+            [p.tension_index for p in points],
+            color=["#b03a2e" if p.tension_index > 0 else "#1e8449" for p in points],
+            width=0.8,
+        )
+        bottom.axhline(0, color="#333333", linewidth=0.8)
+        bottom.set_ylabel("tension", fontsize=8)
+        bottom.grid(alpha=0.3)
+        figure.autofmt_xdate()
+        figure.tight_layout()
+        buffer = StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]  # no XML declaration or DOCTYPE inside HTML
+    head_end = svg.index(">")
+    head = _SVG_SIZE.sub("", svg[:head_end])  # the CSS sizes it to the page width
+    label = f"Chart of {scope.name}: escalation and de-escalation stories and tension index"
+    head += f' role="img" aria-label="{_attribute(label)}" class="chart"'
+    return head + svg[head_end:]
+
+
+def _attribute(text: str) -> str:
+    from html import escape
+
+    return escape(text, quote=True)
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    environment = Environment(
+        loader=PackageLoader("pipeline", "templates"),
+        autoescape=True,  # feed text is untrusted: everything is escaped
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["number"] = _number
+    environment.filters["signed"] = _signed
+    environment.filters["when"] = _when
+    return environment
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.{digits}f}"
+
+
+def _signed(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}"
+
+
+def _when(value: dt.datetime | None) -> str:
+    if value is None:
+        return "never"
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def render_html(report: Report) -> str:
+    """The self-contained page (charts for the scopes with data)."""
+    from markupsafe import Markup
+
+    charts = {
+        scope.scope: Markup(render_chart(scope))  # our SVG: numbers, and text as paths
+        for scope in report.scopes
+        if scope.has_data
+    }
+    return (
+        _environment()
+        .get_template("report.html")
+        .render(report=report, charts=charts, drift_days=DRIFT_DAYS)
+    )
+
+
+def report_data(report: Report) -> dict[str, Any]:
+    """The JSON twin: the same data as the page, without the charts."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dt.datetime | dt.date):
+            return value.isoformat()
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value]
+        return value
+
+    data = plain(asdict(report))
+    for entry, scope in zip(data["scopes"], report.scopes, strict=True):
+        entry["mover"]["tension_change"] = scope.mover.tension_change
+        entry["has_data"] = scope.has_data
+    for entry, mover in zip(data["movers"], report.movers, strict=True):
+        entry["tension_change"] = mover.tension_change
+    data["model"]["drifted"] = report.model.drifted
+    return data
+
+
+class ReportError(EscmonError, OSError):
+    """The report could not be written; the message names the folder."""
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: Path
+    json: Path
+    scopes: int
+    charts: int
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_report(
+    engine: Engine,
+    settings: Settings,
+    *,
+    day: dt.date,
+    days: int = REPORT_DAYS,
+    out_dir: Path | None = None,
+) -> ReportFiles:
+    """Write ``<day>.html`` and ``<day>.json`` into ``out_dir`` (default ``reports_dir``)."""
+    report = gather_report(engine, settings, day=day, days=days)
+    folder = Path(out_dir if out_dir is not None else settings.reports_dir)
+    html_path = folder / f"{day.isoformat()}.html"
+    json_path = folder / f"{day.isoformat()}.json"
+    html = render_html(report)
+    data = json.dumps(report_data(report), indent=2, ensure_ascii=False) + "\n"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(html_path, html)
+        _write_atomic(json_path, data)
+    except OSError as exc:
+        raise ReportError(
+            f"cannot write the report into {folder} ({exc.strerror or exc}); "
+            "set ESCMON_REPORTS_DIR or --out to a writable folder"
+        ) from exc
+    charts = sum(1 for scope in report.scopes if scope.has_data)
+    return ReportFiles(html=html_path, json=json_path, scopes=len(report.scopes), charts=charts)
+
+
+def report_stage(engine: Engine, settings: Settings, *, day: dt.date) -> dict[str, int]:
+    """The daily job's ``report`` stage: write the day's report; counts for the runs table."""
+    files = write_report(engine, settings, day=day)
+    return {"scopes": files.scopes, "charts": files.charts, "reports": 1}
