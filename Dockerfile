@@ -10,9 +10,10 @@ ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
 FROM ${AIRFLOW_IMAGE}
 
 USER root
-# /opt/escmon holds the seeds and models (mounted by compose) and the password file
-# of the web login. Group 0 may write, so any AIRFLOW_UID (with group 0) can.
-RUN mkdir -p /opt/escmon/seeds /opt/escmon/models /opt/airflow/auth \
+# /opt/escmon holds the shipped seeds and models (mounted read-only by compose), the data
+# folder (runtime models, the edited feed list, reports; a volume in compose) and the
+# password file of the web login. Group 0 may write, so any AIRFLOW_UID (with group 0) can.
+RUN mkdir -p /opt/escmon/seeds /opt/escmon/models /opt/escmon/data /opt/airflow/auth \
     && chown -R airflow:0 /opt/escmon /opt/airflow/auth \
     && chmod -R g+rwX /opt/escmon /opt/airflow/auth
 USER airflow
@@ -37,4 +38,5 @@ COPY --chown=airflow:0 models /opt/escmon/models
 
 ENV ESCMON_SEEDS_DIR=/opt/escmon/seeds \
     ESCMON_MODELS_DIR=/opt/escmon/models \
-    ESCMON_FEEDS_FILE=/opt/escmon/seeds/feeds.toml
+    ESCMON_FEEDS_FILE=/opt/escmon/seeds/feeds.toml \
+    ESCMON_DATA_DIR=/opt/escmon/data

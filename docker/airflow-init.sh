@@ -26,5 +26,5 @@ PY
 echo "== Monitor store"
 escmon db upgrade
 
-echo "== Model (trained from seeds/ when models/ has none; about a minute)"
+echo "== Model (trained from seeds/ into the data folder when no model exists; about a minute)"
 escmon train --if-missing

@@ -10,7 +10,6 @@ numbers are identical across runs except the timestamp and the training time.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -21,7 +20,6 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,12 +29,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
 from pipeline.errors import EscmonError
-from pipeline.gctools import collector_paused
 from pipeline.lexicon import CueFeatures
+
+# The classify stage lives in pipeline.scoring, which imports this module only when a
+# sentence waits to be scored; its names stay importable from here.
+from pipeline.scoring import classify_sentences as classify_sentences
+from pipeline.scoring import prediction_columns as prediction_columns
 
 LABELS = ("escalation", "deescalation", "neutral")
 MODEL_NAME = "escalation"
@@ -319,10 +319,13 @@ def cross_validate(
     family: str = "en",
     groups: Sequence[str] | None = None,
     languages: Sequence[str] | None = None,
+    train_only: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """Stratified k-fold macro-F1 on the training rows (fixed seeds); with ``groups``
     (one page URL per row) no page has sentences on both sides of a fold; with
-    ``languages`` (one per row) the pooled scores are also given per language."""
+    ``languages`` (one per row) the pooled scores are also given per language.
+    ``train_only`` rows (translations) join every training fold and are never scored:
+    the figure stays one of real sentences in their own language."""
     texts = [t for t, _ in rows]
     y = np.asarray([lab for _, lab in rows])
     skf: StratifiedKFold | StratifiedGroupKFold = (
@@ -330,10 +333,11 @@ def cross_validate(
         if groups is None
         else StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     )
+    extra_texts, extra_y = [t for t, _ in train_only], [lab for _, lab in train_only]
     per_fold, pred = [], np.empty(len(y), dtype=object)
     for train_idx, test_idx in skf.split(texts, y, groups):
         model = build_pipeline(random_state=seed, family=family)
-        model.fit([texts[i] for i in train_idx], y[train_idx])
+        model.fit([texts[i] for i in train_idx] + extra_texts, [*y[train_idx], *extra_y])
         fold_pred = model.predict([texts[i] for i in test_idx])
         pred[test_idx] = fold_pred
         per_fold.append(
@@ -621,8 +625,17 @@ def train_multilingual(
         )
     pipeline = build_pipeline(random_state=0, family="multi")
     version = model_version(rows, pipeline, MULTI_SERIES)
+    translated = [bool(t) for t in training_column(data_dir, "translated_from")]
+    native = [i for i, is_translation in enumerate(translated) if not is_translation]
+    sources = training_sources(data_dir)
     cv = cross_validate(
-        rows, family="multi", groups=training_sources(data_dir), languages=languages
+        [rows[i] for i in native],
+        family="multi",
+        groups=[sources[i] for i in native],
+        languages=[languages[i] for i in native],
+        train_only=[
+            row for row, is_translation in zip(rows, translated, strict=True) if is_translation
+        ],
     )
     pipeline.fit([t for t, _ in rows], [lab for _, lab in rows])
     card = ModelCard(
@@ -636,10 +649,16 @@ def train_multilingual(
             "n_sentences": len(rows),
             "label_counts": _label_counts(rows),
             "by_language": {lang: languages.count(lang) for lang in MULTI_LANGUAGES},
+            "translated_by_language": {
+                lang: sum(1 for i, t in enumerate(translated) if t and languages[i] == lang)
+                for lang in MULTI_LANGUAGES
+            },
             "sources": "real news sentences in Russian, Ukrainian, Belarusian and Polish from "
             "stored news pages (close paraphrases in the same language with their source URL, "
             "never a page of the test split or of shared/corpora/EXCLUDED_PAGES.txt), "
-            "labelled by LABELING.md",
+            "labelled by LABELING.md; plus translations of the English real-news training "
+            "sentences (files translated_*, field translated_from), which train but are "
+            "never scored in cross-validation",
         },
         model={
             "pipeline": "character 2-5-gram TF-IDF of letter-folded text (fold_letters) -> "
@@ -842,21 +861,38 @@ def _score_table(result: dict[str, Any]) -> list[str]:
 _STEM_RE = re.compile(r"^(?P<name>.+?)-(?P<version>\d+\.\d+-[0-9a-f]{10})$")
 
 
-def _candidates(models_dir: Path, name: str) -> list[tuple[str, Path]]:
-    """``(trained_at, path)`` of each model called ``name``, oldest first.
+ModelDirs = Path | str | Sequence[Path | str]
 
-    The card's ``trained_at`` orders them, or the file's time when the card is missing or
-    unreadable (:func:`load_model` then reports that card).
+
+def model_folders(models_dir: ModelDirs) -> list[Path]:
+    """``models_dir`` as a list of folders, lowest priority first (one folder, or several:
+    the shipped models, then the data folder's, as ``Settings.model_dirs`` gives them)."""
+    if isinstance(models_dir, str | Path):
+        return [Path(models_dir)]
+    return [Path(folder) for folder in models_dir]
+
+
+def _shown_folders(models_dir: ModelDirs) -> str:
+    return " or ".join(str(folder) for folder in model_folders(models_dir))
+
+
+def _candidates(models_dir: ModelDirs, name: str) -> list[tuple[int, str, Path]]:
+    """``(folder rank, trained_at, path)`` of each model called ``name``, oldest first.
+
+    A later folder outranks an earlier one (a model of the data folder is newer than any
+    shipped one); within a folder the card's ``trained_at`` orders them, or the file's time
+    when the card is missing or unreadable (:func:`load_model` then reports that card).
     """
     out = []
-    for path in Path(models_dir).glob("*.skops"):
-        m = _STEM_RE.match(path.stem)
-        if m and (m["name"] == name or path.stem == name):
-            try:
-                stamp = str(_read_card(path).get("trained_at", ""))
-            except ModelLoadError:
-                stamp = ""
-            out.append((stamp or _mtime(path), path))
+    for rank, folder in enumerate(model_folders(models_dir)):
+        for path in folder.glob("*.skops"):
+            m = _STEM_RE.match(path.stem)
+            if m and (m["name"] == name or path.stem == name):
+                try:
+                    stamp = str(_read_card(path).get("trained_at", ""))
+                except ModelLoadError:
+                    stamp = ""
+                out.append((rank, stamp or _mtime(path), path))
     return sorted(out)
 
 
@@ -911,11 +947,14 @@ def _load_one(path: Path) -> Classifier:
 
 
 def load_model(
-    models_dir: Path, name: str | None = None, *, warn: Callable[[str], None] | None = None
+    models_dir: ModelDirs, name: str | None = None, *, warn: Callable[[str], None] | None = None
 ) -> Classifier:
     """The newest ``<name>-<version>.skops`` (by the card's ``trained_at``) that loads.
 
-    ``name`` is a model name (default ``escalation``) or a full ``<name>-<version>`` stem.
+    ``models_dir`` is one folder or several, lowest priority first (``Settings.model_dirs``:
+    the shipped models, then the data folder's): the newest model of the last folder that
+    has one that loads wins. ``name`` is a model name (default ``escalation``) or a full
+    ``<name>-<version>`` stem.
     Only :data:`TRUSTED_TYPES` (plus skops' own defaults) may appear in the file; a file
     with other types stops the load (:class:`UntrustedModelError`). A newer model whose
     file or card is empty, truncated or corrupt is skipped for the newest one that loads,
@@ -923,13 +962,13 @@ def load_model(
     :class:`ModelLoadError` names them and says to retrain.
     """
     name = name or MODEL_NAME
-    found = _candidates(Path(models_dir), name)
+    found = _candidates(models_dir, name)
     if not found:
         raise ModelNotFoundError(
-            f"no model named {name!r} in {models_dir}; run `escmon train` first"
+            f"no model named {name!r} in {_shown_folders(models_dir)}; run `escmon train` first"
         )
     problems: list[str] = []
-    for _, path in reversed(found):
+    for _, _, path in reversed(found):
         try:
             classifier = _load_one(path)
         except ModelLoadError as exc:
@@ -942,14 +981,15 @@ def load_model(
             )
         return classifier
     raise ModelLoadError(
-        f"no model named {name!r} in {models_dir} (ESCMON_MODELS_DIR) loads: "
+        f"no model named {name!r} in {_shown_folders(models_dir)} (ESCMON_MODELS_DIR, "
+        "ESCMON_DATA_DIR) loads: "
         + "; ".join(problems)
         + ". Retrain with `escmon train` (remove the broken files first) or restore them"
     )
 
 
 def load_router(
-    models_dir: Path,
+    models_dir: ModelDirs,
     name: str | None = None,
     multi_name: str | None = MULTI_MODEL_NAME,
     *,
@@ -968,129 +1008,9 @@ def load_router(
         multilingual = load_model(models_dir, multi_name, warn=warn)
     except ModelNotFoundError:
         (warn or _log.warning)(
-            f"warning: no {multi_name!r} model in {models_dir}: Russian, Ukrainian, "
-            "Belarusian and Polish sentences are not scored; run `escmon train` to make it"
+            f"warning: no {multi_name!r} model in {_shown_folders(models_dir)}: Russian, "
+            "Ukrainian, Belarusian and Polish sentences are not scored; run `escmon train` "
+            "to make it"
         )
         return Router(english)
     return Router(english, multilingual)
-
-
-# ----------------------------------------------------------------------------- the stage
-def _unscored(
-    session: Session,
-    router: Router | None,
-    rescore: bool,
-    after_id: int,
-    limit: int,
-    since: dt.date | None = None,
-    until: dt.date | None = None,
-) -> list[Any]:
-    """``(id, text, language)`` of sentences in a scored language that have no prediction
-    (with ``rescore``: none by the router's current models), after ``after_id``; with
-    ``since``/``until``, only those of articles published on those days."""
-    from pipeline.tables import Article, Prediction, Sentence
-
-    languages = router.languages if router is not None else ("en", *MULTI_LANGUAGES)
-    scored = select(Prediction.id).where(Prediction.sentence_id == Sentence.id)
-    if rescore and router is not None:
-        scored = scored.where(Prediction.model_version.in_(router.versions))
-    query = (
-        select(Sentence.id, Sentence.text, Sentence.language)
-        .where(Sentence.id > after_id, Sentence.language.in_(languages), ~scored.exists())
-        .order_by(Sentence.id)
-        .limit(limit)
-    )
-    if since is not None or until is not None:
-        query = query.join(Article, Article.id == Sentence.article_id)
-        if since is not None:
-            query = query.where(Article.day >= since)
-        if until is not None:
-            query = query.where(Article.day <= until)
-    return list(session.connection().execute(query))  # Core rows
-
-
-def _has_unscored(engine: Engine, since: dt.date | None, until: dt.date | None) -> bool:
-    from pipeline.store import session_scope
-
-    with session_scope(engine) as session:
-        return bool(_unscored(session, None, False, 0, 1, since, until))
-
-
-def prediction_columns(
-    router: Router, batch: Sequence[tuple[int, str, str | None]]
-) -> dict[str, Any]:
-    """Prediction columns (see :func:`pipeline.store.insert_columns`) for
-    ``(sentence_id, text, language)`` rows, each scored by its language's model.
-
-    Cues are not computed here (a second lexicon pass per flagged sentence would cost
-    more than the model itself), so ``cues`` takes its default, an empty list; alerts
-    explain their few evidence sentences.
-    """
-    proba, versions = router.predict_proba([row[1] for row in batch], [row[2] for row in batch])
-    keep = [i for i, version in enumerate(versions) if version is not None]
-    proba = proba[keep]
-    kept_versions = [versions[i] for i in keep]
-    return {
-        "sentence_id": [batch[i][0] for i in keep],
-        # one shared value when one model scored the whole batch (the common case)
-        "model_version": kept_versions
-        if len(set(kept_versions)) > 1
-        else (kept_versions[0] if kept_versions else ""),
-        "label": [LABELS[best] for best in proba.argmax(axis=1).tolist()] if keep else [],
-        "p_escalation": proba[:, 0].tolist(),
-        "p_deescalation": proba[:, 1].tolist(),
-        "p_neutral": proba[:, 2].tolist(),
-    }
-
-
-@collector_paused()  # millions of short-lived rows, no cycles among them
-def classify_sentences(
-    engine: Any,
-    settings: Any,
-    *,
-    rescore: bool = False,
-    progress: Any = None,
-    classifier: Router | Classifier | None = None,
-    warn: Callable[[str], None] | None = None,
-    since: dt.date | None = None,
-    until: dt.date | None = None,
-) -> dict[str, int]:
-    """Score the sentences in a scored language that have no prediction yet, in batches;
-    with ``since``/``until``, only those of articles published on those days (a rebuild).
-
-    Each sentence goes to its language's model (:class:`Router`): English to the English
-    model, Russian, Ukrainian, Belarusian and Polish to the multilingual one. With
-    ``rescore``, score every such sentence the current models have not scored, also
-    those an older model scored (the old predictions stay, keyed by version). On
-    PostgreSQL the next batch is read and the last one written while this one is scored
-    (see :func:`pipeline.store.run_batches`); each batch is its own transaction.
-    """
-    from pipeline.store import insert_columns, run_batches, session_scope
-    from pipeline.tables import Prediction
-
-    if classifier is None:
-        if not rescore and not _has_unscored(engine, since, until):
-            return {"sentences_scored": 0}  # a rerun: skip loading the models
-        router = load_router(
-            settings.models_dir, settings.model_name, settings.multi_model_name, warn=warn
-        )
-    else:
-        router = classifier if isinstance(classifier, Router) else Router(classifier)
-    batch_size = settings.classify_batch_size
-
-    def read(after_id: int) -> list[Any]:  # (id, text, language) rows
-        with session_scope(engine) as session:
-            return _unscored(session, router, rescore, after_id, batch_size, since, until)
-
-    def write(columns: dict[str, Any]) -> int:
-        if columns["sentence_id"]:
-            with session_scope(engine) as session:
-                insert_columns(session, Prediction, columns)
-        return len(columns["sentence_id"])
-
-    if progress is not None:
-        progress.start(f"classify ({', '.join(router.versions)})", None)
-    written = run_batches(
-        engine, read, partial(prediction_columns, router), write, progress=progress
-    )
-    return {"sentences_scored": sum(written)}

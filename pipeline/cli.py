@@ -159,27 +159,52 @@ def _settings():
 
 
 DEFAULT_FEEDS_FILE = Path("seeds/feeds.toml")  # as pipeline.config.Settings.feeds_file
+DEFAULT_DATA_DIR = Path("var")  # as pipeline.config.Settings.data_dir
 
 
 def _feeds_file() -> Path:
-    """``ESCMON_FEEDS_FILE`` as :class:`pipeline.config.Settings` reads it (environment,
-    then the settings file, then the default), without importing pydantic: it keeps the
-    ``feeds`` commands fast. tests/test_errors.py checks that both agree."""
+    """``ESCMON_FEEDS_FILE`` (the shipped feed list) as :class:`pipeline.config.Settings`
+    reads it (environment, then the settings file, then the default), without importing
+    pydantic: it keeps the ``feeds`` commands fast. tests/test_errors.py checks that both
+    agree."""
+    return _light_path_setting("feeds_file", DEFAULT_FEEDS_FILE)
+
+
+def _data_dir() -> Path:
+    """``ESCMON_DATA_DIR`` read the same light way as :func:`_feeds_file`."""
+    return _light_path_setting("data_dir", DEFAULT_DATA_DIR)
+
+
+def _light_path_setting(name: str, default: Path) -> Path:
     import tomllib
 
     for key, value in os.environ.items():
-        if key.upper() == "ESCMON_FEEDS_FILE":  # pydantic-settings ignores the case
+        if key.upper() == f"ESCMON_{name.upper()}":  # pydantic-settings ignores the case
             return Path(value)
     config = Path(os.environ.get("ESCMON_CONFIG", "escmon.toml"))
     if not config.is_file():
-        return DEFAULT_FEEDS_FILE
+        return default
     try:
-        configured = tomllib.loads(config.read_text(encoding="utf-8")).get("feeds_file")
+        configured = tomllib.loads(config.read_text(encoding="utf-8")).get(name)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return Path(_settings().feeds_file)  # let the full settings report the file
+        return Path(getattr(_settings(), name))  # let the full settings report the file
     if configured is None:
-        return DEFAULT_FEEDS_FILE
-    return Path(configured) if isinstance(configured, str) else Path(_settings().feeds_file)
+        return default
+    return Path(configured) if isinstance(configured, str) else Path(getattr(_settings(), name))
+
+
+def _active_feeds_file() -> Path:
+    """The feed list in force: the data folder's edited copy, else the shipped one."""
+    from pipeline.registry import active_feeds_file
+
+    return active_feeds_file(_feeds_file(), _data_dir())
+
+
+def _editable_feeds_file(*, missing_ok: bool = True) -> Path:
+    """The data folder's copy of the feed list (made from the shipped one if need be)."""
+    from pipeline.registry import editable_registry
+
+    return editable_registry(_feeds_file(), _data_dir(), missing_ok=missing_ok)
 
 
 def _parse_day(value: str | None, option: str = "--date") -> dt.date:
@@ -374,9 +399,9 @@ def run_command(
     # Before any stage: a wrong registry path is not "no feeds" (a rebuild reads no feed).
     if "ingest_feeds" in names and not rebuild:
         try:
-            load_registry(settings.feeds_file, missing_ok=False)
+            load_registry(settings.active_feeds_file, missing_ok=False)
         except EscmonError as exc:
-            if not settings.offline or Path(settings.feeds_file).exists():
+            if not settings.offline or Path(settings.active_feeds_file).exists():
                 raise
             err.print(f"warning: {exc} (offline: no feed is fetched)", highlight=False)
     bar = Progress(
@@ -485,86 +510,121 @@ def train_command(
             "Belarusian, Polish: seeds/languages/*.labels.jsonl) or all."
         ),
     ] = ModelFamily.all,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            file_okay=False,
+            help="Release build: train on seeds/ alone (no analyst labels, no comparison) "
+            "and write the model into this folder, e.g. models/ to ship it.",
+        ),
+    ] = None,
 ) -> None:
     """Train the classifiers on the labelled sentences in seeds/ and write models + cards.
 
     The English model learns from seeds/*.labels.jsonl, the multilingual one (ru, uk, be,
-    pl) from seeds/languages/*.labels.jsonl. Each is written as
-    models/<name>-<version>.skops with a JSON and a Markdown model card (data hashes,
-    label counts, cross-validated and dev-set scores).
-
-    The English model also learns from the analyst's labels (escmon label) and becomes
-    active only if it is not worse than the active one on the frozen test set and on a
-    held-back fifth of those labels; otherwise it stays in models/candidates/ and the
-    reason is printed.
+    pl) from seeds/languages/*.labels.jsonl, each also from the analyst's labels in its
+    languages (escmon label). A new model becomes active only if it is not worse than the
+    active one on the frozen test set and on a held-back fifth of those labels; it is
+    written into the data folder (ESCMON_DATA_DIR, default var/): var/models/ when
+    promoted, var/models/candidates/ otherwise, with the reason printed. The shipped
+    models/ folder is never written, except by a release build (--out models/).
 
     Example: escmon train --family multi
+
+    Example: escmon train --out models/ --family en
     """
     settings = _settings()
     if shared_dir is not None and not shared_dir.is_dir():
         raise UserError(f"--shared-dir {shared_dir}: no such folder")
+    devset_source = None if no_devset else shared_dir or _default_shared_dir()
+    families = []
     if family in (ModelFamily.all, ModelFamily.multi) and settings.multi_model_name:
         data = settings.seeds_dir / "languages"
         if family is ModelFamily.all and not any(data.glob("*.labels.jsonl")):
             _warn(f"note: no {data}/*.labels.jsonl: the multilingual model is not trained")
         else:
-            _train_multilingual(settings, if_missing)
+            families.append("multi")
     if family in (ModelFamily.all, ModelFamily.en):
-        _train_english(settings, if_missing, shared_dir, no_devset)
+        families.append("en")
+    for name in families:
+        if out_dir is not None:
+            _train_release(settings, name, out_dir, devset_source)
+        else:
+            _train_guarded(settings, name, if_missing, devset_source)
 
 
 def _model_present(settings: Settings, name: str) -> bool:
     from pipeline.classify import ModelNotFoundError, load_model
 
     try:
-        model = load_model(settings.models_dir, name, warn=_warn)
+        model = load_model(settings.model_dirs, name, warn=_warn)
     except ModelNotFoundError:
         return False
     out.print(f"model {name}-{model.version} present; not retraining")
     return True
 
 
-def _train_multilingual(settings: Settings, if_missing: bool) -> None:
-    from pipeline.classify import MULTI_LANGUAGES, train_multilingual
+def _train_release(
+    settings: Settings, family: str, out_dir: Path, devset_source: Path | None
+) -> None:
+    """``escmon train --out DIR``: the model of the seeds alone, straight into ``DIR``."""
+    from pipeline.classify import train, train_multilingual
 
-    name = settings.multi_model_name
-    if if_missing and _model_present(settings, name):
-        return
-    with err.status("training the multilingual classifier (cross-validation included)..."):
-        card = train_multilingual(settings.seeds_dir, settings.models_dir, name=name)
-    by_language = card.cross_validation.get("by_language", {})
-    per_language = {lang: by_language[lang] for lang in MULTI_LANGUAGES if lang in by_language}
+    with err.status(f"training the {family} classifier (cross-validation included)..."):
+        if family == "multi":
+            card = train_multilingual(settings.seeds_dir, out_dir, name=settings.multi_model_name)
+        else:
+            card = train(
+                settings.seeds_dir, out_dir, name=settings.model_name, shared_dir=devset_source
+            )
     out.print(
-        f"wrote {settings.models_dir / card.model_file} (version {card.version}); "
-        "grouped CV macro-F1 "
-        + ", ".join(f"{lang} {_cell(r.get('macro_f1'))}" for lang, r in per_language.items()),
+        f"wrote {out_dir / card.model_file} (version {card.version}); "
+        f"CV macro-F1 {_cell(card.cross_validation.get('macro_f1'))}",
         highlight=False,
         soft_wrap=True,
     )
 
 
-def _train_english(
-    settings: Settings, if_missing: bool, shared_dir: Path | None, no_devset: bool
+def _train_guarded(
+    settings: Settings, family: str, if_missing: bool, devset_source: Path | None
 ) -> None:
-    from pipeline.labelling import stored_training_rows
-    from pipeline.promote import guarded_train
+    from pipeline.promote import (
+        analyst_rows,
+        family_languages,
+        family_model_name,
+        guarded_train,
+    )
 
-    devset_source = None if no_devset else shared_dir or _default_shared_dir()
-    if if_missing and _model_present(settings, settings.model_name):
+    if if_missing and _model_present(settings, family_model_name(settings, family)):
         return
-    # The analyst's labels (escmon label) train the model, but for a held-back fifth that,
-    # with the frozen test set, decides whether the new model replaces the active one.
-    analyst, held_back = stored_training_rows(settings.database_url)
-    with err.status("training the classifier (cross-validation included)..."):
+    # The analyst's labels in this model's languages (escmon label) train the model, but
+    # for a held-back fifth that, with the frozen test set, decides whether the new model
+    # replaces the active one.
+    analyst, held_back = analyst_rows(settings.database_url, family)
+    what = "multilingual classifier" if family == "multi" else "classifier"
+    with err.status(f"training the {what} (cross-validation included)..."):
         outcome = guarded_train(
-            settings, analyst=analyst, held_back=held_back, shared_dir=devset_source
+            settings,
+            family=family,
+            analyst=analyst,
+            held_back=held_back,
+            shared_dir=devset_source if family == "en" else None,
         )
     card = outcome.card
-    cv = card["cross_validation"].get("macro_f1")
-    dev = card["dev_set"].get("macro_f1")
+    cv = card["cross_validation"]
+    scores = f"seed CV macro-F1 {_cell(cv.get('macro_f1'))}"
+    if family == "en":
+        scores += f"; dev-set macro-F1 {_cell(card['dev_set'].get('macro_f1'))}"
+    else:
+        by_language = cv.get("by_language", {})
+        scores = "grouped CV macro-F1 " + ", ".join(
+            f"{lang} {_cell(by_language[lang].get('macro_f1'))}"
+            for lang in family_languages(family)
+            if lang in by_language
+        )
     out.print(
-        f"wrote {outcome.location} (version {card['version']}); "
-        f"seed CV macro-F1 {_cell(cv)}; dev-set macro-F1 {_cell(dev)}; "
+        f"wrote {outcome.location} (version {card['version']}); {scores}; "
         f"analyst labels {outcome.analyst_train} trained on, {outcome.analyst_held_back} held back",
         highlight=False,
         soft_wrap=True,
@@ -626,7 +686,7 @@ def _load_classifier():
     from pipeline.classify import load_model
 
     settings = _settings()
-    return load_model(settings.models_dir, settings.model_name, warn=_warn)
+    return load_model(settings.model_dirs, settings.model_name, warn=_warn)
 
 
 def _load_router() -> Router:
@@ -634,7 +694,7 @@ def _load_router() -> Router:
 
     settings = _settings()
     return load_router(
-        settings.models_dir, settings.model_name, settings.multi_model_name, warn=_warn
+        settings.model_dirs, settings.model_name, settings.multi_model_name, warn=_warn
     )
 
 
@@ -906,13 +966,13 @@ def _cell(value: Any) -> str:
 
 @feeds_app.command("list")
 def feeds_list(output_format: FormatOption = OutputFormat.auto) -> None:
-    """List the registered feeds.
+    """List the registered feeds (the data folder's edited list, else the shipped one).
 
     Example: escmon feeds list --format jsonl
     """
     from pipeline.registry import list_feeds
 
-    path = _feeds_file()
+    path = _active_feeds_file()
     rows = [
         {
             "name": spec.name,
@@ -943,6 +1003,9 @@ def feeds_add(
 ) -> None:
     """Register a feed; the next run fetches it.
 
+    The edited list is kept in the data folder (ESCMON_DATA_DIR, default var/feeds.toml,
+    copied from the shipped seeds/feeds.toml on the first edit) and is used from then on.
+
     Example: escmon feeds add notes-from-poland https://notesfrompoland.com/feed/ --country POL
     """
     from pipeline.registry import FeedSpec, add_feed
@@ -957,7 +1020,7 @@ def feeds_add(
         fulltext=str(fulltext),
         enabled=not disabled,
     )
-    added = add_feed(_feeds_file(), spec)
+    added = add_feed(_editable_feeds_file(), spec)
     out.print(f"added {added.name} ({added.url})", highlight=False)
 
 
@@ -965,11 +1028,13 @@ def feeds_add(
 def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Remove a feed from the registry (its stored articles stay).
 
+    Edits the data folder's copy of the list, as `escmon feeds add` does.
+
     Example: escmon feeds remove notes-from-poland
     """
     from pipeline.registry import remove_feed
 
-    removed = remove_feed(_feeds_file(), name)
+    removed = remove_feed(_editable_feeds_file(missing_ok=False), name)
     out.print(f"removed {removed.name}", highlight=False)
 
 
@@ -987,14 +1052,15 @@ def feeds_check(
     Example: escmon feeds check meduza-en
     """
     from pipeline.feeds import check_feed
-    from pipeline.registry import list_feeds, update_feed
+    from pipeline.registry import editable_registry, list_feeds, update_feed
 
     settings = _settings()
     by_url = "://" in target  # a URL needs no registry, unless it is registered
-    specs = {spec.name: spec for spec in list_feeds(settings.feeds_file, missing_ok=by_url)}
+    registry = settings.active_feeds_file
+    specs = {spec.name: spec for spec in list_feeds(registry, missing_ok=by_url)}
     spec = specs.get(target)
     if spec is None and "://" not in target:
-        raise UserError(f"no feed named {target!r} in {settings.feeds_file}; give a name or URL")
+        raise UserError(f"no feed named {target!r} in {registry}; give a name or URL")
     url = spec.url if spec else target
     from pipeline.text import clean_text
 
@@ -1011,7 +1077,8 @@ def feeds_check(
     if report.status == "failed":
         raise UserError(f"{target}: feed could not be read")
     if mark_verified and spec is not None:
-        update_feed(settings.feeds_file, spec.name, verified=True)
+        edited = editable_registry(settings.feeds_file, settings.data_dir, missing_ok=False)
+        update_feed(edited, spec.name, verified=True)
 
 
 # --- alerts -----------------------------------------------------------------------
@@ -1134,10 +1201,11 @@ def report_command(
 ) -> None:
     """Write the day's report: a self-contained HTML page and a JSON twin of its data.
 
-    Per scope (all news and each country with data): the series of escalation and
-    de-escalation stories and the tension index with the alert threshold, the day's top
-    evidence per class, the biggest movers; feed health; the model and its class shares.
-    The daily job writes it too (stage `report`).
+    Per scope (all news and each country with data): the series of escalation
+    and de-escalation stories and the tension index with the alert threshold,
+    the day's top evidence per class, the biggest movers; feed health; each
+    model (English and multilingual) with its test-set quality and class
+    shares, per language. The daily job writes it too (stage `report`).
 
     Example: escmon report --date 2024-08-10 --out var/reports
     """
@@ -1184,6 +1252,18 @@ def _read_answer(prompt: str) -> str | None:
     return line
 
 
+def _label_languages(value: str | None) -> tuple[str, ...] | None:
+    """``--language ru,uk`` as codes; an unknown code is a usage error (exit 2)."""
+    if value is None:
+        return None
+    from pipeline.labelling import LanguageChoiceError, parse_languages
+
+    try:
+        return parse_languages(value)
+    except LanguageChoiceError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command("label")
 def label_command(
     limit: Annotated[int, typer.Option(min=1, help="Sentences in this session's queue.")] = 20,
@@ -1203,22 +1283,38 @@ def label_command(
             "--import", exists=True, dir_okay=False, readable=True, help="Store FILE's labels."
         ),
     ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            help="Only sentences in these languages, comma-separated codes among "
+            "en, ru, uk, be, pl (default: every language a model reads).",
+        ),
+    ] = None,
 ) -> None:
-    """Label the sentences the model is least sure of; answers are saved at once.
+    """Label the sentences the models are least sure of; answers are saved at once.
 
-    Shows each sentence with its article title, the model's prediction and the cues it
-    matched; answer e (escalation), d (de-escalation), n (neutral), s (skip), u (undo the
-    previous answer) or q (quit). Answers are read from standard input, so they can be
-    piped in. The next `escmon train` learns from the labels. --export writes them as a
-    seeds/ labels file (text, label, reason, source); --import reads one.
+    The queue covers every scored language (English by the English model;
+    Russian, Ukrainian, Belarusian and Polish by the multilingual one), taking
+    turns across predicted classes, languages and feeds. Shows each sentence
+    with its article title, its language when not English, the prediction and
+    the cues it matched; answer e (escalation), d (de-escalation), n (neutral),
+    s (skip), u (undo the previous answer) or q (quit). Answers are read from
+    standard input, so they can be piped in. The next `escmon train` learns
+    from the labels. --export writes them as a seeds/ labels file (text, label,
+    reason, source, language); --import reads one (no language: English).
 
     Example: escmon label --limit 30
+    Example: escmon label --language ru,uk --limit 10
     Example: escmon label --export analyst.labels.jsonl
     """
     from dataclasses import asdict
 
     from pipeline.alerts.render import cue_labels
-    from pipeline.labelling import export_labels, import_labels, queue, run_queue
+    from pipeline.labelling import Candidate, export_labels, import_labels, queue, run_queue
+    from pipeline.language import language_name
+
+    languages = _label_languages(language)
 
     labeller = (who or _default_labeller()).strip()
     if not labeller:
@@ -1237,14 +1333,23 @@ def label_command(
             out.print(f"wrote {written} label(s) to {export_file}", highlight=False, markup=False)
         if import_file is not None or export_file is not None:
             return
-        classifier = _load_classifier()
-        candidates = queue(engine, classifier, limit=limit, by=by.value)
+        router = _load_router()
+        unread = [code for code in languages or () if code not in router.languages]
+        if unread:
+            raise UserError(
+                f"--language: no model here reads {', '.join(map(language_name, unread))} "
+                f"(models in {' or '.join(map(str, _settings().model_dirs))}); run "
+                "`escmon train` to make the multilingual model, or leave those languages out"
+            )
+        candidates = queue(engine, router, limit=limit, by=by.value, languages=languages)
         if not candidates:
-            out.print("nothing to label: no unlabelled English sentences in the store")
+            which = ", ".join(languages or router.languages)
+            out.print(f"nothing to label: no unlabelled sentences in {which} in the store")
             return
 
-        def cues(text: str) -> list[str]:
-            return cue_labels([asdict(match) for match in classifier.explain(text)])
+        def cues(candidate: Candidate) -> list[str]:
+            matches = router.explain(candidate.text, candidate.language)
+            return cue_labels([asdict(match) for match in matches])
 
         result = run_queue(
             engine,

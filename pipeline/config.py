@@ -57,6 +57,10 @@ class Settings(BaseSettings):
 
     # Store and files
     database_url: str = "sqlite:///var/escmon.db"
+    # Runtime state written by the monitor (models trained or promoted, the edited feed
+    # list): never the source tree. seeds_dir, models_dir and feeds_file are the shipped,
+    # read-only defaults; see `model_dirs` and `active_feeds_file`.
+    data_dir: Path = Path("var")
     seeds_dir: Path = Path("seeds")
     models_dir: Path = Path("models")
     feeds_file: Path = Path("seeds/feeds.toml")
@@ -159,6 +163,31 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, toml, file_secret_settings)
 
+    @property
+    def runtime_models_dir(self) -> Path:
+        """Where models trained or promoted at run time go: ``<data_dir>/models``."""
+        return runtime_models_dir(self.data_dir)
+
+    @property
+    def model_dirs(self) -> tuple[Path, ...]:
+        """The folders models load from, lowest priority first: the shipped ``models_dir``,
+        then the data folder's (a model there, if one loads, is the active one)."""
+        return (Path(self.models_dir), self.runtime_models_dir)
+
+    @property
+    def edited_feeds_file(self) -> Path:
+        """The feed list as ``escmon feeds add|remove`` left it: ``<data_dir>/feeds.toml``."""
+        from pipeline.registry import edited_feeds_file
+
+        return edited_feeds_file(self.data_dir)
+
+    @property
+    def active_feeds_file(self) -> Path:
+        """The feed list in force: the edited one when there is one, else ``feeds_file``."""
+        from pipeline.registry import active_feeds_file
+
+        return active_feeds_file(self.feeds_file, self.data_dir)
+
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain values, secrets replaced by ``***``."""
         shown: dict[str, Any] = {}
@@ -171,6 +200,13 @@ class Settings(BaseSettings):
                 value = str(value)
             shown[name] = value
         return shown
+
+
+MODELS_SUBDIR = "models"  # <data_dir>/models: models trained or promoted at run time
+
+
+def runtime_models_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / MODELS_SUBDIR
 
 
 def mask_url_password(url: str) -> str:

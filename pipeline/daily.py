@@ -239,7 +239,7 @@ def _split(ctx: RunContext) -> dict[str, int]:
 
 
 def _classify(ctx: RunContext) -> dict[str, int]:
-    from pipeline.classify import classify_sentences
+    from pipeline.scoring import classify_sentences  # scikit-learn only if a sentence waits
 
     return classify_sentences(
         ctx.engine,

@@ -1,16 +1,19 @@
 """The analyst's labelling loop: an active-learning queue, and labels in and out.
 
-:func:`queue` picks the stored sentences the active model is least sure of (smallest
-margin between its two most probable classes, or highest entropy), taking turns across
-the predicted classes and, within a class, across sources, so one feed or one class
-cannot fill the queue. :func:`run_queue` shows them one at a time and saves each answer
+:func:`queue` picks the stored sentences the active models are least sure of (smallest
+margin between the two most probable classes, or highest entropy), in every language a
+model reads (English by the English model; Russian, Ukrainian, Belarusian and Polish by
+the multilingual one), taking turns across the predicted classes and, within a class,
+across languages and then sources, so one class, one language or one feed cannot fill
+the queue. :func:`run_queue` shows them one at a time and saves each answer
 at once in the ``labels`` table (who, when, the model version and the prediction it
 corrected), so quitting loses nothing; ``u`` undoes the last answer.
 
 Labels leave and enter as ``seeds/``-format JSON Lines (``text``, ``label``, ``reason``,
-``source``): :func:`export_labels`, :func:`import_labels`. A retrain learns from them
-(:func:`training_rows`) and holds back a fixed fifth to judge the new model
-(:func:`is_held_back`).
+``source``, ``language``: the ``seeds/languages/`` format; a line without ``language`` is
+English): :func:`export_labels`, :func:`import_labels`. A retrain learns from the labels of
+its model's languages (:func:`training_rows`) and holds back a fixed fifth to judge the
+new model (:func:`is_held_back`).
 """
 
 from __future__ import annotations
@@ -26,19 +29,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Engine, delete, func, or_, select
+from sqlalchemy.orm import Session
 
 from pipeline.errors import EscmonError
+from pipeline.language import SCORED_LANGUAGES, base_language, language_name
 from pipeline.store import insert_ignore, session_scope, upsert
 from pipeline.tables import Article, Feed, Label, Sentence
 
 if TYPE_CHECKING:
-    from pipeline.classify import Classifier
+    from pipeline.classify import Classifier, Router
 
 LABELS = ("escalation", "deescalation", "neutral")  # as pipeline.classify.LABELS
 ANSWERS = {"e": "escalation", "d": "deescalation", "n": "neutral"}
 SKIP, UNDO, QUIT = "s", "u", "q"
 PROMPT = "[e]scalation  [d]e-escalation  [n]eutral  [s]kip  [u]ndo  [q]uit > "
-POOL = 5000  # newest stored sentences the active model scores to fill the queue
+POOL = 5000  # newest stored sentences the active models score to fill the queue
+ENGLISH = "en"
 HELD_BACK_FOLDS = 5  # one fifth of the analyst labels judges a retrain, never trains it
 
 Uncertainty = Literal["margin", "entropy"]
@@ -46,6 +52,10 @@ Uncertainty = Literal["margin", "entropy"]
 
 class LabelFileError(EscmonError, ValueError):
     """A labels file line is unusable; the message names the file and line."""
+
+
+class LanguageChoiceError(EscmonError, ValueError):
+    """A language asked for is not one the monitor scores (or no model here reads it)."""
 
 
 # --- pure part ----------------------------------------------------------------------------
@@ -58,6 +68,22 @@ def text_sha256(text: str) -> str:
 def is_held_back(text: str) -> bool:
     """Whether a label belongs to the fixed fifth held back from training (by text hash)."""
     return int(text_sha256(text)[:8], 16) % HELD_BACK_FOLDS == 0
+
+
+def parse_languages(value: str) -> tuple[str, ...]:
+    """``"ru, UK"`` -> ``("ru", "uk")``: codes the monitor scores, in the given order."""
+    codes = [code.strip().lower() for code in value.split(",") if code.strip()]
+    if not codes:
+        raise LanguageChoiceError(
+            f"no language code given; give codes among {', '.join(SCORED_LANGUAGES)}, e.g. ru,uk"
+        )
+    unknown = [code for code in codes if code not in SCORED_LANGUAGES]
+    if unknown:
+        raise LanguageChoiceError(
+            f"{', '.join(repr(code) for code in unknown)}: not a language the monitor scores; "
+            f"give codes among {', '.join(SCORED_LANGUAGES)}, e.g. ru,uk"
+        )
+    return tuple(dict.fromkeys(codes))
 
 
 def margin(probabilities: Sequence[float]) -> float:
@@ -83,6 +109,7 @@ class Candidate:
     feed: str
     model_version: str
     probabilities: dict[str, float]
+    language: str = ENGLISH  # the sentence's (else its article's) language code
 
     @property
     def predicted(self) -> str:
@@ -98,38 +125,48 @@ class Candidate:
         return -margin(values) if by == "margin" else entropy(values)
 
 
+# The queue's turns: across predicted classes, then within a class across languages, then
+# within a language across feeds.
+_TURNS: tuple[Callable[[Candidate], str], ...] = (
+    lambda candidate: candidate.predicted,
+    lambda candidate: candidate.language,
+    lambda candidate: candidate.feed,
+)
+
+
 def balanced_queue(
     candidates: Iterable[Candidate], limit: int, by: Uncertainty = "margin"
 ) -> list[Candidate]:
     """The ``limit`` least sure candidates, taking turns across predicted classes and,
-    within a class, across feeds (each turn takes that feed's least sure sentence)."""
-    by_class: dict[str, dict[str, list[Candidate]]] = {}
-    for candidate in candidates:
-        by_class.setdefault(candidate.predicted, {}).setdefault(candidate.feed, []).append(
-            candidate
-        )
+    within a class, across languages and then feeds (each turn takes that group's least
+    sure sentence; the group with the least sure sentence goes first)."""
 
     def key(candidate: Candidate) -> tuple[float, int]:
         return (-candidate.unsureness(by), candidate.sentence_id)
 
-    lanes: list[deque[Candidate]] = []
-    for label in LABELS:
-        feeds = [sorted(items, key=key) for items in by_class.get(label, {}).values()]
-        feeds.sort(key=lambda items: key(items[0]))
-        turns: list[Candidate] = []
-        while any(feeds):  # one from each feed in turn, least sure feeds first
-            for items in feeds:
-                if items:
-                    turns.append(items.pop(0))
-        lanes.append(deque(turns))
-    lanes = [lane for lane in lanes if lane]
+    return _take_turns(list(candidates), _TURNS, key)[:limit]
+
+
+def _take_turns(
+    candidates: list[Candidate],
+    groupings: Sequence[Callable[[Candidate], str]],
+    key: Callable[[Candidate], tuple[float, int]],
+) -> list[Candidate]:
+    """``candidates`` ordered so that the groups of ``groupings[0]`` take turns, each group
+    ordered the same way by the remaining groupings; least sure first at the bottom."""
+    if not groupings:
+        return sorted(candidates, key=key)
+    groups: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault(groupings[0](candidate), []).append(candidate)
+    lanes = [deque(_take_turns(items, groupings[1:], key)) for items in groups.values()]
     lanes.sort(key=lambda lane: key(lane[0]))
-    picked: list[Candidate] = []
-    while len(picked) < limit and any(lanes):
+    turns: list[Candidate] = []
+    while lanes:
         for lane in lanes:
-            if lane and len(picked) < limit:
-                picked.append(lane.popleft())
-    return picked
+            turns.append(lane.popleft())
+        lanes = [lane for lane in lanes if lane]
+    return turns
 
 
 def export_row(label: Label) -> dict[str, Any]:
@@ -143,11 +180,18 @@ def export_row(label: Label) -> dict[str, Any]:
                 f"; model {label.model_version} said {label.predicted_label}"
                 f" ({label.predicted_probability or 0:.2f})"
             )
-    return {"text": label.text, "label": label.label, "reason": reason, "source": label.source}
+    return {
+        "text": label.text,
+        "label": label.label,
+        "reason": reason,
+        "source": label.source,
+        "language": label.language or ENGLISH,
+    }
 
 
 def parse_label_line(line: str, where: str) -> dict[str, Any]:
-    """One ``seeds/`` labels line: ``text`` and ``label`` required, ``reason``/``source``."""
+    """One ``seeds/`` labels line: ``text`` and ``label`` required, ``reason``/``source``
+    optional, ``language`` a scored language's code (English when absent)."""
     try:
         raw = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -163,16 +207,31 @@ def parse_label_line(line: str, where: str) -> dict[str, Any]:
     for key, value in extra.items():
         if value is not None and not isinstance(value, str):
             raise LabelFileError(f"{where}: {key!r} must be a string")
-    return {"text": text.strip(), "label": label, **extra}
+    language = raw.get("language")
+    code = base_language(language) if isinstance(language, str) else None
+    if language is not None and code not in SCORED_LANGUAGES:
+        raise LabelFileError(
+            f"{where}: 'language' must be one of {', '.join(SCORED_LANGUAGES)}, got {language!r}"
+        )
+    return {"text": text.strip(), "label": label, **extra, "language": code or ENGLISH}
 
 
 # --- the store --------------------------------------------------------------------------------
 
 
-def _english() -> Any:
-    """SQL condition: the sentence is English (its own language, else its article's)."""
-    language = func.lower(func.coalesce(Sentence.language, Article.language, ""))
-    return or_(language == "en", language.like("en-%"), func.substr(language, 1, 3) == "en_")
+def _stored_language() -> Any:
+    """SQL: the sentence's language tag, else its article's, in lower case."""
+    return func.lower(func.coalesce(Sentence.language, Article.language, ""))
+
+
+def _in_language(code: str) -> Any:
+    """SQL condition: the sentence is in ``code`` (``ru``, ``ru-RU`` and ``ru_RU`` alike)."""
+    language = _stored_language()
+    return or_(
+        language == code,
+        language.like(f"{code}-%"),
+        func.substr(language, 1, len(code) + 1) == f"{code}_",  # no LIKE: _ is a wildcard
+    )
 
 
 def labelled_hashes(engine: Engine) -> set[str]:
@@ -180,17 +239,78 @@ def labelled_hashes(engine: Engine) -> set[str]:
         return set(session.execute(select(Label.text_sha256)).scalars())
 
 
+def fair_shares(sizes: dict[str, int], total: int) -> dict[str, int]:
+    """Split ``total`` places across groups as evenly as their sizes allow: a group with
+    fewer items than its even share takes them all and leaves the rest to the others."""
+    shares: dict[str, int] = {}
+    remaining = total
+    waiting = sorted(sizes, key=lambda name: (sizes[name], name))
+    while waiting:
+        name = waiting.pop(0)
+        shares[name] = min(sizes[name], remaining // (len(waiting) + 1))
+        remaining -= shares[name]
+    return shares
+
+
+def _as_router(scorer: Router | Classifier) -> Router:
+    from pipeline.classify import Router
+
+    return scorer if isinstance(scorer, Router) else Router(scorer)
+
+
 def queue(
     engine: Engine,
-    classifier: Classifier,
+    scorer: Router | Classifier,
     *,
     limit: int = 20,
     by: Uncertainty = "margin",
     pool: int = POOL,
+    languages: Sequence[str] | None = None,
 ) -> list[Candidate]:
-    """The next ``limit`` sentences to label: the newest ``pool`` English sentences nobody
-    has labelled yet, scored by ``classifier`` (the active English model), least sure
-    first and balanced."""
+    """The next ``limit`` sentences to label, least sure first and balanced.
+
+    The pool is the newest sentences nobody has labelled yet (syndicated copies once) in
+    each language ``scorer`` reads (``languages``: only those), ``pool`` in all, shared
+    evenly across the languages; each is scored by its language's active model (a
+    :class:`~pipeline.classify.Router`; a lone English model reads English only).
+    """
+    router = _as_router(scorer)
+    wanted = [code for code in (languages or router.languages) if code in router.languages]
+    done = labelled_hashes(engine)
+    seen: set[str] = set()
+    found: dict[str, list[Any]] = {}
+    with session_scope(engine) as session:
+        for code in wanted:
+            found[code] = _newest_unlabelled(session, code, pool, done, seen)
+    shares = fair_shares({code: len(rows) for code, rows in found.items()}, pool)
+    rows = [(code, row) for code, items in found.items() for row in items[: shares[code]]]
+    if not rows:
+        return []
+    proba, versions = router.predict_proba(
+        [row.text for _, row in rows], [code for code, _ in rows]
+    )
+    candidates = [
+        Candidate(
+            sentence_id=row.id,
+            text=row.text,
+            title=row.title or "(untitled)",
+            publisher=row.publisher,
+            source=row.url or row.feed,
+            feed=row.feed,
+            model_version=str(version),
+            probabilities={lab: round(p, 4) for lab, p in zip(LABELS, ps, strict=True)},
+            language=code,
+        )
+        for (code, row), ps, version in zip(rows, proba.tolist(), versions, strict=True)
+    ]
+    return balanced_queue(candidates, limit, by)
+
+
+def _newest_unlabelled(
+    session: Session, code: str, pool: int, done: set[str], seen: set[str]
+) -> list[Any]:
+    """Up to ``pool`` of the newest sentences in language ``code`` whose text nobody has
+    labelled and that are no copy of one already taken (``seen`` grows)."""
     query = (
         select(
             Sentence.id,
@@ -202,38 +322,20 @@ def queue(
         )
         .join(Article, Article.id == Sentence.article_id)
         .join(Feed, Feed.id == Article.feed_id)
-        .where(_english())
+        .where(_in_language(code))
         .order_by(Sentence.id.desc())
         .limit(pool * 2)
     )
-    done = labelled_hashes(engine)
-    rows, seen = [], set()
-    with session_scope(engine) as session:
-        for row in session.execute(query):
-            digest = text_sha256(row.text)
-            if digest in done or digest in seen or not row.text.strip():
-                continue  # labelled already, or a syndicated copy of one in the pool
-            seen.add(digest)
-            rows.append(row)
-            if len(rows) >= pool:
-                break
-    if not rows:
-        return []
-    proba = classifier.predict_proba([row.text for row in rows]).tolist()
-    candidates = [
-        Candidate(
-            sentence_id=row.id,
-            text=row.text,
-            title=row.title or "(untitled)",
-            publisher=row.publisher,
-            source=row.url or row.feed,
-            feed=row.feed,
-            model_version=classifier.version,
-            probabilities={lab: round(p, 4) for lab, p in zip(LABELS, ps, strict=True)},
-        )
-        for row, ps in zip(rows, proba, strict=True)
-    ]
-    return balanced_queue(candidates, limit, by)
+    rows = []
+    for row in session.execute(query):
+        digest = text_sha256(row.text)
+        if digest in done or digest in seen or not row.text.strip():
+            continue  # labelled already, or a syndicated copy of one in the pool
+        seen.add(digest)
+        rows.append(row)
+        if len(rows) >= pool:
+            break
+    return rows
 
 
 def save_label(
@@ -259,6 +361,7 @@ def save_label(
         "predicted_label": candidate.predicted,
         "predicted_probability": candidate.probability,
         "labelled_at": now or dt.datetime.now(dt.UTC),
+        "language": candidate.language,
     }
     with session_scope(engine) as session:
         upsert(session, Label, [row], key=["text_sha256", "labeller"])
@@ -310,6 +413,7 @@ def import_labels(engine: Engine, path: Path, labeller: str) -> dict[str, int]:
             "predicted_label": None,
             "predicted_probability": None,
             "labelled_at": now,
+            "language": item["language"],
         }
         for item in parsed
     }
@@ -318,12 +422,16 @@ def import_labels(engine: Engine, path: Path, labeller: str) -> dict[str, int]:
     return {"read": len(parsed), "imported": len(stored), "known": len(rows) - len(stored)}
 
 
-def training_rows(engine: Engine) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The analyst labels as ``(text, label)``: those to train on, and the held-back fifth."""
+def training_rows(
+    engine: Engine, languages: Sequence[str] = (ENGLISH,)
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The analyst labels in ``languages`` (a model's: English for the English model) as
+    ``(text, label)``: those to train on, and the held-back fifth."""
     train: list[tuple[str, str]] = []
     held: list[tuple[str, str]] = []
     for label in load_labels(engine):
-        (held if is_held_back(label.text) else train).append((label.text, label.label))
+        if (label.language or ENGLISH) in languages:
+            (held if is_held_back(label.text) else train).append((label.text, label.label))
     return train, held
 
 
@@ -343,7 +451,8 @@ class QueueResult:
 
 
 def describe(candidate: Candidate, cues: Sequence[str], position: int, total: int) -> str:
-    """What the analyst sees for one sentence (plain text; feed text is cleaned)."""
+    """What the analyst sees for one sentence (plain text; feed text is cleaned); a
+    sentence that is not English is named with its language, beside its title."""
     from pipeline.text import clean_text
 
     shares = "  ".join(f"{lab} {candidate.probabilities[lab]:.2f}" for lab in LABELS)
@@ -354,6 +463,8 @@ def describe(candidate: Candidate, cues: Sequence[str], position: int, total: in
         f"  {clean_text(candidate.text)}",
         f"  from: {clean_text(candidate.title)} ({clean_text(publisher)})",
     ]
+    if candidate.language != ENGLISH:
+        lines.append(f"  language: {language_name(candidate.language)}")
     if cues:
         lines.append(f"  cues: {clean_text(', '.join(cues))}")
     return "\n".join(lines)
@@ -366,7 +477,7 @@ def run_queue(
     labeller: str,
     ask: Callable[[str], str | None],
     show: Callable[[str], None],
-    cues: Callable[[str], list[str]] = lambda text: [],
+    cues: Callable[[Candidate], list[str]] = lambda candidate: [],
 ) -> QueueResult:
     """Ask about each candidate in turn; each answer is saved before the next question.
 
@@ -378,7 +489,7 @@ def run_queue(
     position = 0
     while position < len(candidates):
         candidate = candidates[position]
-        show(describe(candidate, cues(candidate.text), position + 1, len(candidates)))
+        show(describe(candidate, cues(candidate), position + 1, len(candidates)))
         result.shown += 1
         while True:
             line = ask(PROMPT)
@@ -414,7 +525,7 @@ def run_queue(
 
 
 def stored_training_rows(
-    database_url: str,
+    database_url: str, languages: Sequence[str] = (ENGLISH,)
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """:func:`training_rows` of the configured store; none when the store does not exist
     yet or predates the ``labels`` table (``escmon train`` works without a store)."""
@@ -431,6 +542,6 @@ def stored_training_rows(
         with database_errors(engine.url):
             if not inspect(engine).has_table(Label.__tablename__):
                 return [], []
-            return training_rows(engine)
+            return training_rows(engine, languages)
     finally:
         engine.dispose()

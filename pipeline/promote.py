@@ -1,10 +1,13 @@
-"""Retraining: train a candidate model, promote it only if it is not worse.
+"""Retraining: train a candidate model, make it active only if it is not worse.
 
-Used by ``dags/retrain_model.py``. The candidate is trained into a staging
-folder under the models folder, named after the run (:func:`staging_dir`), so the
-two steps share it by the run's id, not by passing a path; its card is compared with
-the current model's on the dev set when both scored the same one, else on
-cross-validation; the decision is appended to ``<models>/promotions.jsonl``.
+Used by ``escmon train`` and ``dags/retrain_model.py`` (:func:`guarded_train`, per model
+family). Everything is written into the data folder (``ESCMON_DATA_DIR``), never into the
+shipped ``models/``: a candidate is trained in ``<data>/models/.staging/``, compared with
+the active model (the data folder's newest that loads, else the shipped one) on the
+frozen test set and on the held-back fifth of the analyst's labels, then installed into
+``<data>/models/`` (promoted) or ``<data>/models/candidates/`` (kept, never loaded); the
+decision is appended to ``<data>/models/promotions.jsonl``. :func:`decide` compares two
+model cards when there is no labelled set to score both models on.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import Settings
 
 if TYPE_CHECKING:
-    from pipeline.classify import Classifier
+    from pipeline.classify import Classifier, ModelDirs
 
 STAGING = ".staging"
 DECISIONS_FILE = "promotions.jsonl"
@@ -112,7 +114,7 @@ def record(models_dir: Path, decision: Decision, run_id: str) -> None:
         out.write(json.dumps(entry) + "\n")
 
 
-def current_card(models_dir: Path, name: str) -> dict[str, Any] | None:
+def current_card(models_dir: ModelDirs, name: str) -> dict[str, Any] | None:
     """The card of the model the classify stage would load now (None if there is none)."""
     from pipeline.classify import ModelNotFoundError, load_model
 
@@ -120,84 +122,6 @@ def current_card(models_dir: Path, name: str) -> dict[str, Any] | None:
         return load_model(models_dir, name).card or None
     except ModelNotFoundError:
         return None
-
-
-# --- the two steps -------------------------------------------------------------------------------
-
-
-def staging_dir(settings: Settings, run_id: str) -> Path:
-    """The staging folder of run ``run_id``'s candidate (under the models folder)."""
-    safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:120] or "run"
-    return Path(settings.models_dir) / STAGING / f"candidate-{safe}"
-
-
-def staged_candidate(settings: Settings, run_id: str) -> dict[str, str]:
-    """The candidate :func:`train_candidate` staged for ``run_id`` (its folder and card)."""
-    from pipeline.errors import EscmonError
-
-    staging = staging_dir(settings, run_id)
-    cards = sorted(staging.glob("*.card.json"))
-    if len(cards) != 1:
-        raise EscmonError(
-            f"no trained candidate in {staging} (found {len(cards)} cards); "
-            "run the train step of this run again"
-        )
-    return {"staging": str(staging), "card": str(cards[0])}
-
-
-def train_candidate(
-    settings: Settings, shared_dir: Path | None = None, *, run_id: str | None = None
-) -> dict[str, str]:
-    """Train on the seeds into a staging folder; returns the folder, card file and version.
-
-    With ``run_id`` the folder is :func:`staging_dir` (emptied first: a retry starts over),
-    else a fresh temporary one.
-    """
-    from pipeline.classify import train
-
-    staging_root = Path(settings.models_dir) / STAGING
-    staging_root.mkdir(parents=True, exist_ok=True)
-    if run_id is None:
-        staging = Path(tempfile.mkdtemp(prefix="candidate-", dir=staging_root))
-    else:
-        staging = staging_dir(settings, run_id)
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-    try:
-        card = train(
-            Path(settings.seeds_dir), staging, name=settings.model_name, shared_dir=shared_dir
-        )
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    log.info("trained candidate %s in %s", card.version, staging)
-    return {
-        "staging": str(staging),
-        "card": str(model_files(staging, asdict(card))[0]),
-        "version": card.version,
-    }
-
-
-def promote_if_not_worse(
-    settings: Settings, candidate: dict[str, str], run_id: str, *, install_it: bool = True
-) -> dict[str, Any]:
-    """Compare the candidate with the current model, install it if not worse, log why.
-
-    ``install_it=False`` records the decision (``dry_run`` in the log) without installing.
-    """
-    models_dir = Path(settings.models_dir)
-    staging = Path(candidate["staging"])
-    card = json.loads(Path(candidate["card"]).read_text(encoding="utf-8"))
-    decision = decide(card, current_card(models_dir, settings.model_name))
-    if not install_it and decision.promote:
-        decision = Decision(**{**asdict(decision), "action": "dry_run"})
-    if decision.promote:
-        install(model_files(staging, card), models_dir)
-    record(models_dir, decision, run_id)
-    log.info("model %s: %s (%s)", card["version"], decision.action, decision.reason)
-    # Only now: a retry of this task after a failure above still finds the candidate.
-    shutil.rmtree(staging, ignore_errors=True)
-    return asdict(decision)
 
 
 # --- the guard of `escmon train`: analyst labels, frozen test set, held-back fifth ---------------
@@ -307,33 +231,108 @@ def english_test_items(
     testset_dir: Path | None, shared_dir: Path | None = None
 ) -> list[tuple[str, str]]:
     """The English part of the frozen test set (``dev/``), or nothing where it is absent."""
+    return family_test_items("en", testset_dir, shared_dir)
+
+
+def family_test_items(
+    family: str, testset_dir: Path | None, shared_dir: Path | None = None
+) -> list[tuple[str, str]]:
+    """The frozen test set's sentences in the languages of model ``family`` (``en``:
+    English; ``multi``: Russian, Ukrainian, Belarusian, Polish), or nothing without ``dev/``."""
     from pipeline.evaluation import DEV_DIR, load_testset
 
     folder = DEV_DIR if testset_dir is None else Path(testset_dir)
     if not folder.is_dir():
         return []
-    items = load_testset(folder, shared_dir)
-    return [(item.text, item.label) for item in items if item.language == "en"]
+    languages = family_languages(family)
+    items = load_testset(folder, shared_dir if family == "en" else None)
+    return [(item.text, item.label) for item in items if item.language in languages]
+
+
+FAMILIES = ("en", "multi")
+
+
+def family_languages(family: str) -> tuple[str, ...]:
+    """The languages model ``family`` reads (its analyst labels and test sentences)."""
+    if family == "en":
+        return ("en",)
+    if family == "multi":
+        return ("ru", "uk", "be", "pl")  # pipeline.classify.MULTI_LANGUAGES, without sklearn
+    raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+
+
+def family_model_name(settings: Settings, family: str) -> str:
+    family_languages(family)  # checks the name
+    return settings.model_name if family == "en" else settings.multi_model_name
+
+
+# An analyst label as training sees it: (text, label), or (text, label, language).
+AnalystRow = tuple[str, ...]
+
+
+def analyst_rows(
+    database_url: str, family: str
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """The stored analyst labels in ``family``'s languages as ``(text, label, language)``:
+    those to train on and the held-back fifth (none without a store or labels)."""
+    from pipeline.labelling import stored_training_rows
+
+    train: list[tuple[str, str, str]] = []
+    held: list[tuple[str, str, str]] = []
+    for language in family_languages(family):
+        rows, back = stored_training_rows(database_url, (language,))
+        train += [(text, label, language) for text, label in rows]
+        held += [(text, label, language) for text, label in back]
+    return train, held
 
 
 def training_seeds(
     seeds_dir: Path,
     folder: Path,
-    analyst: Sequence[tuple[str, str]],
-    held_back: Sequence[tuple[str, str]],
+    analyst: Sequence[AnalystRow],
+    held_back: Sequence[AnalystRow],
+    *,
+    family: str = "en",
 ) -> Path:
-    """A seeds folder for training: every entry of ``seeds_dir`` (linked), plus the analyst
-    labels to train on as ``analyst.labels.jsonl``.
+    """A seeds folder for training ``family``: every entry of ``seeds_dir`` (linked), plus
+    the analyst labels to train on as ``analyst.labels.jsonl``: in the folder itself for
+    the English model, in ``languages/`` (with each row's ``language``) for the
+    multilingual one, whose ``languages/`` is then a folder of links too.
 
-    A labels file of ``seeds_dir`` holding an analyst's text (an exported labels file, say)
-    is copied without those lines: the store's label wins, and a held-back sentence never
-    reaches training. Without analyst labels the folder is the seeds as they are.
+    A labels file holding an analyst's text (an exported labels file, say) is copied
+    without those lines: the store's label wins, and a held-back sentence never reaches
+    training. Without analyst labels the folder is the seeds as they are.
     """
     from pipeline.labelling import text_sha256
 
+    known = {text_sha256(row[0]) for row in [*analyst, *held_back]}
+    if family == "multi" and known:
+        _linked_seeds(Path(seeds_dir), folder, known, skip={LANGUAGES_SUBDIR})
+        target = _linked_seeds(Path(seeds_dir) / LANGUAGES_SUBDIR, folder / LANGUAGES_SUBDIR, known)
+    else:
+        target = _linked_seeds(Path(seeds_dir), folder, known)
+    if analyst:
+        if (target / ANALYST_FILE).exists():
+            (target / ANALYST_FILE).unlink()
+        rows = [_analyst_json(row, with_language=family == "multi") for row in analyst]
+        (target / ANALYST_FILE).write_text(
+            "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"
+        )
+    return folder
+
+
+LANGUAGES_SUBDIR = "languages"  # as pipeline.classify.LANGUAGES_SUBDIR
+
+
+def _linked_seeds(
+    source: Path, folder: Path, known: set[str], skip: frozenset[str] | set[str] = frozenset()
+) -> Path:
+    """``folder`` with a link to each entry of ``source`` (but ``skip``); labels files that
+    hold a text of ``known`` are copied without those lines."""
     folder.mkdir(parents=True)
-    known = {text_sha256(text) for text, _ in [*analyst, *held_back]}
-    for entry in sorted(Path(seeds_dir).iterdir()):
+    for entry in sorted(source.iterdir()) if source.is_dir() else []:
+        if entry.name in skip:
+            continue
         target = folder / entry.name
         if known and entry.name.endswith(".labels.jsonl") and entry.is_file():
             lines = entry.read_text(encoding="utf-8").splitlines()
@@ -342,16 +341,14 @@ def training_seeds(
                 target.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
                 continue
         target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
-    if analyst:
-        if (folder / ANALYST_FILE).exists():
-            (folder / ANALYST_FILE).unlink()
-        rows = [
-            {"text": text, "label": label, "reason": "analyst label"} for text, label in analyst
-        ]
-        (folder / ANALYST_FILE).write_text(
-            "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"
-        )
     return folder
+
+
+def _analyst_json(row: AnalystRow, *, with_language: bool) -> dict[str, str]:
+    out = {"text": row[0], "label": row[1], "reason": "analyst label"}
+    if with_language:
+        out["language"] = row[2] if len(row) > 2 else ""
+    return out
 
 
 def _line_text_in(line: str, hashes: set[str]) -> bool:
@@ -372,10 +369,23 @@ class GuardOutcome:
     location: Path  # where the candidate's model file now is
     analyst_train: int
     analyst_held_back: int
+    family: str = "en"
 
     @property
     def active(self) -> bool:
         return self.decision.promote
+
+    def summary(self) -> dict[str, Any]:
+        """The comparison as plain JSON values (no local path: an Airflow XCom may be read
+        on another worker), for the retrain mail and the Dag's asset event."""
+        return {
+            "family": self.family,
+            "name": self.card.get("name"),
+            "model_file": self.card.get("model_file"),
+            "decision": asdict(self.decision),
+            "checks": [asdict(check) for check in self.checks],
+            "analyst_labels": {"train": self.analyst_train, "held_back": self.analyst_held_back},
+        }
 
 
 def _note_in_card(staging: Path, card: dict[str, Any], promotion: dict[str, Any]) -> dict[str, Any]:
@@ -412,52 +422,49 @@ def _f1(value: float | None) -> str:
 def guarded_train(
     settings: Settings,
     *,
-    analyst: Sequence[tuple[str, str]] = (),
-    held_back: Sequence[tuple[str, str]] = (),
+    family: str = "en",
+    analyst: Sequence[AnalystRow] = (),
+    held_back: Sequence[AnalystRow] = (),
     shared_dir: Path | None = None,
     testset_dir: Path | None = None,
     run_id: str = "escmon-train",
+    install_it: bool = True,
 ) -> GuardOutcome:
-    """Train on the seeds plus the analyst labels; make the model active only if it is not
-    worse than the active one on the frozen test set and on the held-back analyst labels.
+    """Train model ``family`` (``en`` on ``seeds/``, ``multi`` on ``seeds/languages/``) plus
+    the analyst labels in its languages; make it active only if it is not worse than the
+    active one on the frozen test set and on the held-back analyst labels.
 
-    The comparison goes into the new model's card and ``promotions.jsonl``. A model that
-    is not promoted stays a candidate in ``<models>/candidates/`` (never loaded).
+    Everything goes into the data folder (``settings.runtime_models_dir``): the promoted
+    model, or a candidate in ``candidates/`` (never loaded); the comparison into the new
+    model's card and ``promotions.jsonl``. ``install_it=False`` decides and records
+    (``dry_run``) but keeps the model a candidate.
     """
-    from pipeline.classify import ModelNotFoundError, load_model, train
-
-    models_dir = Path(settings.models_dir)
+    models_dir = settings.runtime_models_dir
+    name = family_model_name(settings, family)
     staging_root = models_dir / STAGING
     staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="guarded-", dir=staging_root))
+    staging = Path(tempfile.mkdtemp(prefix=f"guarded-{family}-", dir=staging_root))
     try:
-        seeds = training_seeds(Path(settings.seeds_dir), staging / "seeds", analyst, held_back)
-        trained = asdict(train(seeds, staging, name=settings.model_name, shared_dir=shared_dir))
-        try:
-            active: Classifier | None = load_model(models_dir, settings.model_name)
-        except ModelNotFoundError:
-            active = None
-        candidate = load_model(staging, settings.model_name)
-        checks = (
-            guard_checks(
-                candidate, active, english_test_items(testset_dir, shared_dir), list(held_back)
-            )
-            if active is not None and active.version != candidate.version
-            else []
+        seeds = training_seeds(
+            Path(settings.seeds_dir), staging / "seeds", analyst, held_back, family=family
         )
-        active_card = (active.card or {"version": active.version}) if active else None
-        decision = guard_decision(checks, trained, active_card)
+        trained = _train_family(family, seeds, staging, name, shared_dir)
+        decision, checks, active_version = _judge(
+            settings, family, name, staging, trained, held_back, shared_dir, testset_dir
+        )
+        if not install_it and decision.promote:
+            decision = replace(decision, action="dry_run")
         promotion = {
             "action": decision.action,
             "reason": decision.reason,
-            "against": active.version if active else None,
+            "against": active_version,
             "decided_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "analyst_labels": {"train": len(analyst), "held_back": len(held_back)},
             "checks": [asdict(check) for check in checks],
         }
         card = _note_in_card(staging, trained, promotion)
         if decision.action == "unchanged":
-            location = models_dir / card["model_file"]
+            location = _installed(settings.model_dirs, card["model_file"])
         else:
             target = models_dir if decision.promote else models_dir / CANDIDATES_DIR
             target.mkdir(parents=True, exist_ok=True)
@@ -466,4 +473,93 @@ def guarded_train(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("model %s: %s (%s)", card["version"], decision.action, decision.reason)
-    return GuardOutcome(decision, checks, card, location, len(analyst), len(held_back))
+    return GuardOutcome(decision, checks, card, location, len(analyst), len(held_back), family)
+
+
+def _train_family(
+    family: str, seeds: Path, folder: Path, name: str, shared_dir: Path | None
+) -> dict[str, Any]:
+    from pipeline.classify import train, train_multilingual
+
+    if family == "multi":
+        return asdict(train_multilingual(seeds, folder, name=name))
+    return asdict(train(seeds, folder, name=name, shared_dir=shared_dir))
+
+
+def _judge(
+    settings: Settings,
+    family: str,
+    name: str,
+    staging: Path,
+    trained: dict[str, Any],
+    held_back: Sequence[AnalystRow],
+    shared_dir: Path | None,
+    testset_dir: Path | None,
+) -> tuple[Decision, list[GuardCheck], str | None]:
+    """The decision on the candidate in ``staging`` against the active model of ``name``,
+    the checks it rests on, and the active model's version."""
+    from pipeline.classify import ModelNotFoundError, load_model
+
+    try:
+        active: Classifier | None = load_model(settings.model_dirs, name)
+    except ModelNotFoundError:
+        active = None
+    candidate = load_model(staging, name)
+    checks = (
+        guard_checks(
+            candidate,
+            active,
+            family_test_items(family, testset_dir, shared_dir),
+            [(row[0], row[1]) for row in held_back],
+        )
+        if active is not None and active.version != candidate.version
+        else []
+    )
+    active_card = (active.card or {"version": active.version}) if active else None
+    decision = guard_decision(checks, trained, active_card)
+    return decision, checks, active.version if active else None
+
+
+def _installed(folders: Sequence[Path], model_file: str) -> Path:
+    """Where ``model_file`` is installed: the last of ``folders`` (highest priority) holding it."""
+    for folder in reversed(list(folders)):
+        if (Path(folder) / model_file).exists():
+            return Path(folder) / model_file
+    return Path(folders[-1]) / model_file
+
+
+def retrain_family(
+    settings: Settings,
+    family: str,
+    *,
+    run_id: str,
+    install_it: bool = True,
+    shared_dir: Path | None = None,
+) -> dict[str, Any]:
+    """One guarded retrain of ``family`` with the store's analyst labels, as the retrain
+    Dag's task runs it; returns :meth:`GuardOutcome.summary` (``skipped`` when the family
+    has no model name or no training files)."""
+    name = family_model_name(settings, family)
+    data = Path(settings.seeds_dir) / (LANGUAGES_SUBDIR if family == "multi" else "")
+    if not name or not any(data.glob("*.labels.jsonl")):
+        reason = "no model name configured" if not name else f"no {data}/*.labels.jsonl"
+        log.info("%s model not trained: %s", family, reason)
+        return {
+            "family": family,
+            "name": name or family,
+            "model_file": None,
+            "decision": asdict(Decision("skipped", reason)),
+            "checks": [],
+            "analyst_labels": {"train": 0, "held_back": 0},
+        }
+    analyst, held_back = analyst_rows(settings.database_url, family)
+    outcome = guarded_train(
+        settings,
+        family=family,
+        analyst=analyst,
+        held_back=held_back,
+        shared_dir=shared_dir if family == "en" else None,
+        run_id=run_id,
+        install_it=install_it,
+    )
+    return outcome.summary()

@@ -1,5 +1,11 @@
 """The feed registry: ``seeds/feeds.toml``, one ``[[feeds]]`` table per feed.
 
+The shipped list (``ESCMON_FEEDS_FILE``) is a read-only default. ``escmon feeds
+add|remove|check --mark-verified`` edit a copy in the data folder
+(``<ESCMON_DATA_DIR>/feeds.toml``, made from the shipped list on the first edit:
+:func:`editable_registry`), and that copy, once it exists, is the list in force
+(:func:`pipeline.config.active_feeds_file`).
+
 Read with :mod:`tomllib`; written by :func:`dumps` (a small writer for the few
 value types a feed has, since no TOML writer is installed). Every error names
 the file and the entry, e.g. ``seeds/feeds.toml: feed #3 ("tass-en"): ...``.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -289,6 +296,40 @@ def save_registry(path: Path, specs: Iterable[FeedSpec]) -> None:
 # --- the operations behind `escmon feeds ...` -----------------------------------
 
 
+EDITED_FILE_NAME = "feeds.toml"  # in the data folder
+
+
+def edited_feeds_file(data_dir: Path) -> Path:
+    """Where ``escmon feeds add|remove`` keep the edited list: ``<data_dir>/feeds.toml``."""
+    return Path(data_dir) / EDITED_FILE_NAME
+
+
+def active_feeds_file(feeds_file: Path, data_dir: Path) -> Path:
+    """The feed list in force: the edited one in ``data_dir`` if there is one, else the
+    shipped ``feeds_file``."""
+    edited = edited_feeds_file(data_dir)
+    return edited if edited.exists() else Path(feeds_file)
+
+
+def editable_registry(shipped: Path, data_dir: Path, *, missing_ok: bool = True) -> Path:
+    """The feed list to edit: ``<data_dir>/feeds.toml``, a copy of the ``shipped`` one made
+    on the first edit, so the shipped file (in the source tree) is never written.
+
+    The shipped list is checked before it is copied; a missing one is an empty list when
+    ``missing_ok`` (``feeds add`` starts one), else an error naming ``ESCMON_FEEDS_FILE``.
+    """
+    edited = edited_feeds_file(data_dir)
+    if edited.exists():
+        return edited
+    load_registry(shipped, missing_ok=missing_ok)  # a folder or broken file: its own error
+    if Path(shipped).is_file():
+        edited.parent.mkdir(parents=True, exist_ok=True)
+        partial = edited.with_name(f".{edited.name}.{os.getpid()}.tmp")
+        shutil.copyfile(shipped, partial)
+        os.replace(partial, edited)
+    return edited
+
+
 def list_feeds(path: Path, *, missing_ok: bool = True) -> list[FeedSpec]:
     return load_registry(path, missing_ok=missing_ok)
 
@@ -345,8 +386,11 @@ __all__ = [
     "FULLTEXT_MODES",
     "FeedSpec",
     "RegistryError",
+    "active_feeds_file",
     "add_feed",
     "dumps",
+    "editable_registry",
+    "edited_feeds_file",
     "list_feeds",
     "load_registry",
     "parse_registry",

@@ -2,7 +2,8 @@
 
 Three plain steps: :func:`gather_report` reads the store into plain dataclasses (per
 scope the 30-day series with the alert threshold, the day's evidence per class and the
-change against the baseline; feed health; the model and its class shares),
+change against the baseline; feed health; each active model (English, and the one of
+Russian, Ukrainian, Belarusian and Polish) with its test-set quality and class shares),
 :func:`render_html` renders them with an autoescaped Jinja2 template and inline SVG
 charts (matplotlib), and :func:`write_report` writes ``<day>.html`` and ``<day>.json``.
 
@@ -19,6 +20,7 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +29,15 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.orm import Session
 
-from pipeline.alerts.render import cue_labels, safe_url, scope_name
+from pipeline.alerts.render import (
+    DASHED,
+    DOTS,
+    Line,
+    cue_labels,
+    plot_daily_counts,
+    safe_url,
+    scope_name,
+)
 from pipeline.alerts.rule import (
     AlertRule,
     default_rule,
@@ -37,6 +47,7 @@ from pipeline.alerts.rule import (
 )
 from pipeline.config import Settings
 from pipeline.errors import EscmonError
+from pipeline.language import SCORED_LANGUAGES, base_language, language_name
 from pipeline.signals import (
     ALL,
     DEESCALATION_LABELS,
@@ -56,6 +67,11 @@ EVIDENCE_TEXT_CHARS = 600
 BASELINE_DAYS = 7  # the movers' baseline: the week before the day (EARS' baseline)
 DRIFT_DAYS = 30  # the model's class shares today against the pooled shares of these days
 DRIFT_FLAG_POINTS = 10.0  # a class share this many percentage points off is flagged
+DRIFT_MIN_SENTENCES = 20  # ... when at least this many sentences were scored today
+ENGLISH = "en"
+# The languages of each model, as pipeline.classify.Router sends them (the report reads
+# cards, never model files, so it does not import the classifier).
+MULTI_LANGUAGES = tuple(code for code in SCORED_LANGUAGES if code != ENGLISH)
 CLASSES = ("escalation", "deescalation", "neutral")
 EVIDENCE_CLASSES = ("escalation", "deescalation")
 
@@ -88,6 +104,7 @@ class Evidence:
     url: str | None  # http(s) only
     probability: float
     cues: list[str]
+    language: str | None = None  # the sentence's code (else its article's); None: unknown
 
 
 @dataclass(frozen=True)
@@ -141,15 +158,22 @@ class FeedHealth:
 
 
 @dataclass(frozen=True)
-class ModelSummary:
-    version: str | None  # the model that scored the day (else the active one)
-    card_version: str | None  # the model whose card the test-set figures come from
-    card_found: bool
-    test_macro_f1: float | None
-    test_macro_f1_ci: tuple[float, float] | None
-    test_balanced_macro_f1: float | None
-    test_n: int | None
-    weakest_class: str | None  # lowest F1 on the English test set
+class TestScore:
+    """A model's frozen test-set result (from its card), for one language or all of them."""
+
+    language: str | None  # None: all the model's languages together
+    n: int | None
+    macro_f1: float | None
+    macro_f1_ci: tuple[float, float] | None
+    weakest_class: str | None  # lowest F1
+
+
+@dataclass(frozen=True)
+class ClassShares:
+    """The share of each class among a model's scored sentences (of one language, or of
+    all it reads): today against the DRIFT_DAYS days before."""
+
+    language: str | None  # None: every language of the model
     sentences_today: int
     sentences_baseline: int
     share_today: dict[str, float]  # percent of the day's scored sentences
@@ -158,9 +182,36 @@ class ModelSummary:
 
     @property
     def drifted(self) -> bool:
-        return bool(self.sentences_today and self.sentences_baseline) and any(
-            abs(value) >= DRIFT_FLAG_POINTS for value in self.drift_points.values()
+        """A class share moved DRIFT_FLAG_POINTS or more, on enough sentences to mean it."""
+        return (
+            self.sentences_today >= DRIFT_MIN_SENTENCES
+            and bool(self.sentences_baseline)
+            and any(abs(value) >= DRIFT_FLAG_POINTS for value in self.drift_points.values())
         )
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One active model: what scored the day, how good its card says it is, what it said."""
+
+    name: str  # escalation | escalation-multi
+    languages: list[str]
+    version: str | None  # the model that scored most of the day's sentences (else the card's)
+    card_version: str | None  # the model whose card the test-set figures come from
+    card_found: bool
+    test: TestScore | None  # English test set / all the multilingual test sets together
+    test_balanced_macro_f1: float | None  # English: the class-balanced draw
+    test_by_language: list[TestScore]  # the multilingual model: one per language
+    shares: ClassShares
+    shares_by_language: list[ClassShares]  # the multilingual model: languages with data
+
+    @property
+    def family(self) -> str:
+        return ", ".join(language_name(code).split(" (")[0] for code in self.languages)
+
+    @property
+    def drifted(self) -> bool:
+        return self.shares.drifted or any(item.drifted for item in self.shares_by_language)
 
 
 @dataclass
@@ -171,7 +222,7 @@ class Report:
     scopes: list[ScopeReport]
     movers: list[Mover]
     feeds: list[FeedHealth]
-    model: ModelSummary
+    models: list[ModelSummary]
     notes: list[str] = field(default_factory=list)
 
 
@@ -326,6 +377,8 @@ def top_evidence(
             scored.c.story_id,
             probability.label("probability"),
             Sentence.text,
+            Sentence.language,
+            Article.language.label("article_language"),
             Article.title,
             Article.publisher,
             Article.url,
@@ -353,6 +406,7 @@ def top_evidence(
         if story in stories:
             continue  # a near-duplicate copy of a story already shown
         stories.add(story)
+        language = base_language(row.language or row.article_language)
         found.append(
             Evidence(
                 label=label,
@@ -361,7 +415,10 @@ def top_evidence(
                 publisher=row.publisher or "unknown publisher",
                 url=safe_url(row.url),
                 probability=round(float(row.probability), 3),
-                cues=cue_labels(row.cues) or _explain(row.text),
+                # the lexicon is English: other languages' evidence has no cues
+                cues=cue_labels(row.cues)
+                or (_explain(row.text) if language in (None, ENGLISH) else []),
+                language=language,
             )
         )
         if len(found) >= limit:
@@ -413,31 +470,88 @@ def feed_health(session: Session, day: dt.date) -> list[FeedHealth]:
     return sorted(feeds, key=lambda f: (order[f.status], f.name))
 
 
-def _class_counts(session: Session, start: dt.date, end: dt.date) -> tuple[dict[str, int], int]:
-    query = select(
-        func.coalesce(func.sum(DailySignal.escalation_count), 0),
-        func.coalesce(func.sum(DailySignal.deescalation_count), 0),
-        func.coalesce(func.sum(DailySignal.sentences_scored), 0),
-    ).where(DailySignal.scope == ALL, DailySignal.day >= start, DailySignal.day <= end)
-    escalation, deescalation, total = session.execute(query).one()
-    return {"escalation": int(escalation), "deescalation": int(deescalation)}, int(total)
+# (language code, class, model version, day) -> scored sentences
+ClassCounts = Counter[tuple[str, str, str, dt.date]]
 
 
-def _day_model_version(session: Session, day: dt.date) -> str | None:
-    query = select(DailySignal.model_version).where(
-        DailySignal.scope == ALL, DailySignal.day == day
+def model_class_counts(session: Session, day: dt.date) -> ClassCounts:
+    """Scored sentences of ``day`` and the DRIFT_DAYS before it, by language (the
+    sentence's, else its article's), class and model version; every scored language,
+    whatever ESCMON_ALERT_LANGUAGES keeps in the signals."""
+    days = [day - dt.timedelta(days=n) for n in range(DRIFT_DAYS + 1)]
+    scored = scored_sentences(days)
+    keys = (
+        Sentence.language,
+        Article.language.label("article_language"),
+        scored.c.label,
+        scored.c.model_version,
+        scored.c.day,
     )
-    return session.execute(query).scalar_one_or_none() or None
+    query = (
+        select(*keys, func.count().label("sentences"))
+        .join(Sentence, Sentence.id == scored.c.sentence_id)
+        .join(Article, Article.id == scored.c.article_id)
+        .group_by(*keys)
+    )
+    counts: ClassCounts = Counter()
+    for row in session.execute(query):
+        language = base_language(row.language or row.article_language) or ""
+        counts[(language, row.label, row.model_version, row.day)] += int(row.sentences)
+    return counts
 
 
-def find_card(models_dir: Path, name: str, version: str | None) -> dict[str, Any] | None:
-    """The card of model ``version`` (or, without one, the newest card of ``name``).
+def shares_of(
+    counts: ClassCounts, day: dt.date, languages: Sequence[str], language: str | None = None
+) -> ClassShares:
+    """The class shares of ``languages``' sentences on ``day`` against the days before."""
+    today: Counter[str] = Counter()
+    before: Counter[str] = Counter()
+    for (code, label, _version, when), number in counts.items():
+        if code in languages:
+            (today if when == day else before)[label] += number
+    today_total, before_total = sum(today.values()), sum(before.values())
+    share_today = class_shares(_by_class(today), today_total)
+    share_baseline = class_shares(_by_class(before), before_total)
+    return ClassShares(
+        language=language,
+        sentences_today=today_total,
+        sentences_baseline=before_total,
+        share_today=share_today,
+        share_baseline=share_baseline,
+        drift_points={
+            lab: round(share_today[lab] - share_baseline[lab], 2) if before_total else 0.0
+            for lab in CLASSES
+        },
+    )
+
+
+def _by_class(counts: Mapping[str, int]) -> dict[str, int]:
+    """Escalation and de-escalation counts (the labels the signals count as each)."""
+    return {
+        "escalation": counts.get(ESCALATION, 0),
+        "deescalation": sum(counts.get(lab, 0) for lab in DEESCALATION_LABELS),
+    }
+
+
+def _day_version(counts: ClassCounts, day: dt.date, languages: Sequence[str]) -> str | None:
+    """The version that scored most of the day's sentences in ``languages``."""
+    versions: Counter[str] = Counter()
+    for (code, _label, version, when), number in counts.items():
+        if when == day and code in languages:
+            versions[version] += number
+    return versions.most_common(1)[0][0] if versions else None
+
+
+def find_card(models_dirs: Sequence[Path], name: str, version: str | None) -> dict[str, Any] | None:
+    """The card of model ``version`` (or, without one, the newest card of ``name``) in the
+    model folders (the shipped one, then the data folder's, as ``Settings.model_dirs``).
 
     Reads the JSON cards only: the report never loads a model file.
     """
     stem = re.compile(rf"{re.escape(name)}-\d+\.\d+-[0-9a-f]{{10}}\.card\.json")
     cards: list[dict[str, Any]] = []
-    for path in sorted(Path(models_dir).glob(f"{name}-*.card.json")):
+    paths = [path for folder in models_dirs for path in sorted(folder.glob(f"{name}-*.card.json"))]
+    for path in paths:
         if not stem.fullmatch(path.name):
             continue  # another model whose name starts the same (escalation-multi-...)
         try:
@@ -451,43 +565,71 @@ def find_card(models_dir: Path, name: str, version: str | None) -> dict[str, Any
     return max(cards, key=lambda card: str(card.get("trained_at", "")), default=None)
 
 
+def test_score(result: Mapping[str, Any] | None, language: str | None) -> TestScore | None:
+    """A card's test-set entry (``macro_f1``, ``n``, ``macro_f1_95ci``, ``per_class``)."""
+    if not result:
+        return None
+    per_class = result.get("per_class") or {}
+    interval = result.get("macro_f1_95ci")
+    return TestScore(
+        language=language,
+        n=result.get("n"),
+        macro_f1=result.get("macro_f1"),
+        macro_f1_ci=(interval[0], interval[1]) if interval else None,
+        weakest_class=min(per_class, key=lambda lab: per_class[lab]["f1"]) if per_class else None,
+    )
+
+
 def model_summary(
-    session: Session, settings: Settings, day: dt.date, version: str | None = None
+    models_dirs: Sequence[Path],
+    name: str,
+    languages: Sequence[str],
+    counts: ClassCounts,
+    day: dt.date,
 ) -> ModelSummary:
-    version = version or _day_model_version(session, day)
-    card = find_card(Path(settings.models_dir), settings.model_name, version)
-    if card is None:  # the day's model is gone, or not the English one: the active card
-        card = find_card(Path(settings.models_dir), settings.model_name, None)
-    card_version = card.get("version") if card is not None else None
-    english = ((card or {}).get("test_set") or {}).get("english") or {}
-    balanced = ((card or {}).get("test_set") or {}).get("english_balanced") or {}
-    per_class = english.get("per_class") or {}
-    weakest = min(per_class, key=lambda lab: per_class[lab]["f1"]) if per_class else None
-    interval = english.get("macro_f1_95ci")
-    today_counts, today_total = _class_counts(session, day, day)
-    before_counts, before_total = _class_counts(
-        session, day - dt.timedelta(days=DRIFT_DAYS), day - dt.timedelta(days=1)
-    )
-    share_today = class_shares(today_counts, today_total)
-    share_baseline = class_shares(before_counts, before_total)
+    """Model ``name`` (reading ``languages``): the day's version, its card's test-set
+    quality (English: the English test set and its class-balanced draw; the multilingual
+    model: all its test sets and each language's), and its class shares and drift."""
+    version = _day_version(counts, day, languages)
+    card = find_card(models_dirs, name, version)
+    if card is None:  # the day's model is gone, or was another's: the active card
+        card = find_card(models_dirs, name, None)
+    test_set = (card or {}).get("test_set") or {}
+    by_language = test_set.get("by_language") or {}
+    several = len(languages) > 1
     return ModelSummary(
-        version=version or card_version,
-        card_version=card_version,
+        name=name,
+        languages=list(languages),
+        version=version or (card.get("version") if card is not None else None),
+        card_version=card.get("version") if card is not None else None,
         card_found=card is not None,
-        test_macro_f1=english.get("macro_f1"),
-        test_macro_f1_ci=(interval[0], interval[1]) if interval else None,
-        test_balanced_macro_f1=balanced.get("macro_f1"),
-        test_n=english.get("n"),
-        weakest_class=weakest,
-        sentences_today=today_total,
-        sentences_baseline=before_total,
-        share_today=share_today,
-        share_baseline=share_baseline,
-        drift_points={
-            lab: round(share_today[lab] - share_baseline[lab], 2) if before_total else 0.0
-            for lab in CLASSES
-        },
+        test=test_score(test_set.get("english"), ENGLISH) or test_score(test_set.get("all"), None),
+        test_balanced_macro_f1=(test_set.get("english_balanced") or {}).get("macro_f1"),
+        test_by_language=[
+            score
+            for code in languages
+            if (score := test_score(by_language.get(code), code)) is not None
+        ],
+        shares=shares_of(counts, day, languages),
+        shares_by_language=[
+            shares_of(counts, day, [code], code)
+            for code in languages
+            if several and any(key[0] == code for key in counts)
+        ],
     )
+
+
+def active_models(session: Session, settings: Settings, day: dt.date) -> list[ModelSummary]:
+    """The English model, then the multilingual one (when configured and it has a card or
+    scored sentences in the window)."""
+    counts = model_class_counts(session, day)
+    models_dir = [Path(folder) for folder in settings.model_dirs]
+    models = [model_summary(models_dir, settings.model_name, [ENGLISH], counts, day)]
+    if settings.multi_model_name:
+        multi = model_summary(models_dir, settings.multi_model_name, MULTI_LANGUAGES, counts, day)
+        if multi.card_found or multi.shares.sentences_today or multi.shares.sentences_baseline:
+            models.append(multi)
+    return models
 
 
 def scope_rule(settings: Settings, scope: str) -> AlertRule:
@@ -537,7 +679,7 @@ def gather_report(
                 )
             )
         feeds = feed_health(session, day)
-        model = model_summary(session, settings, day)
+        models = active_models(session, settings, day)
     notes = []
     if began is None or began > day:
         notes.append("No signals up to this day yet: run `escmon run` for it first.")
@@ -548,7 +690,7 @@ def gather_report(
         scopes=scopes,
         movers=biggest_movers([scope.mover for scope in scopes]),
         feeds=feeds,
-        model=model,
+        models=models,
         notes=notes,
     )
 
@@ -556,6 +698,14 @@ def gather_report(
 # --- rendering -----------------------------------------------------------------------------
 
 _SVG_SIZE = re.compile(r'\s(width|height)="[^"]*"')
+_ALERTED_MARKER = {
+    "marker": "D",
+    "markersize": 9,
+    "linestyle": "none",
+    "markerfacecolor": "none",
+    "markeredgecolor": "#b03a2e",
+    "markeredgewidth": 2,
+}
 
 
 def render_chart(scope: ScopeReport) -> str:
@@ -566,57 +716,34 @@ def render_chart(scope: ScopeReport) -> str:
     import matplotlib
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     points = scope.series
     days: Any = [p.day for p in points]  # matplotlib plots dates; its stubs say floats
+    lines = [
+        Line(days, [p.escalation_stories for p in points], "#b03a2e", "escalation stories", DOTS),
+        Line(
+            days, [p.deescalation_stories for p in points], "#1e8449", "de-escalation stories", DOTS
+        ),
+        Line(days, [p.threshold for p in points], "#555555", "alert threshold", DASHED),
+    ]
+    alerted = [p for p in points if p.alerted]
+    if alerted:
+        lines.append(
+            Line(
+                [p.day for p in alerted],
+                [p.escalation_stories for p in alerted],
+                "#b03a2e",
+                "alerted",
+                _ALERTED_MARKER,
+            )
+        )
     # A salt per scope keeps the ids in each SVG distinct within one page.
     with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": f"escmon-{scope.scope}"}):
         figure = Figure(figsize=(7.5, 4.2), dpi=100)
         FigureCanvasSVG(figure)
         top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-        top.plot(
-            days,
-            [p.escalation_stories for p in points],
-            marker="o",
-            markersize=3,
-            color="#b03a2e",
-            label="escalation stories",
-        )
-        top.plot(
-            days,
-            [p.deescalation_stories for p in points],
-            marker="o",
-            markersize=3,
-            color="#1e8449",
-            label="de-escalation stories",
-        )
-        top.plot(
-            days,
-            [p.threshold if p.threshold is not None else float("nan") for p in points],
-            linestyle="--",
-            color="#555555",
-            label="alert threshold",
-        )
-        alerted = [p for p in points if p.alerted]
-        if alerted:
-            alerted_days: Any = [p.day for p in alerted]
-            top.plot(
-                alerted_days,
-                [p.escalation_stories for p in alerted],
-                marker="D",
-                markersize=9,
-                linestyle="none",
-                markerfacecolor="none",
-                markeredgecolor="#b03a2e",
-                markeredgewidth=2,
-                label="alerted",
-            )
-        top.set_ylim(bottom=0)
-        top.yaxis.set_major_locator(MaxNLocator(integer=True))
-        top.grid(alpha=0.3)
-        top.legend(loc="upper left", fontsize=8, frameon=False, ncols=2)
-        top.set_title(f"{scope.name}: stories per day, last {len(points)} days", fontsize=10)
+        title = f"{scope.name}: stories per day, last {len(points)} days"
+        plot_daily_counts(top, lines, title=title, legend_columns=2)
         bottom.bar(
             days,
             [p.tension_index for p in points],
@@ -659,6 +786,7 @@ def _environment() -> Any:
     environment.filters["number"] = _number
     environment.filters["signed"] = _signed
     environment.filters["when"] = _when
+    environment.filters["language"] = language_name
     return environment
 
 
@@ -716,7 +844,12 @@ def report_data(report: Report) -> dict[str, Any]:
         entry["has_data"] = scope.has_data
     for entry, mover in zip(data["movers"], report.movers, strict=True):
         entry["tension_change"] = mover.tension_change
-    data["model"]["drifted"] = report.model.drifted
+    for entry, model in zip(data["models"], report.models, strict=True):
+        entry["family"] = model.family
+        entry["drifted"] = model.drifted
+        entry["shares"]["drifted"] = model.shares.drifted
+        for item, shares in zip(entry["shares_by_language"], model.shares_by_language, strict=True):
+            item["drifted"] = shares.drifted
     return data
 
 

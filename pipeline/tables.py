@@ -274,3 +274,6 @@ class Label(Base):
     predicted_label: Mapped[str | None] = mapped_column(String(16))
     predicted_probability: Mapped[float | None] = mapped_column(Float)
     labelled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The text's language code (en, ru, uk, be, pl), so each model trains on its own
+    # languages' labels; an imported label has no sentence to join it from.
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")

@@ -95,6 +95,13 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
             yield url
 
 
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own data folder (ESCMON_DATA_DIR): models a test promotes or a feed list
+    it edits never land in the checkout's var/, nor reach another test."""
+    monkeypatch.setenv("ESCMON_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty store on SQLite and on PostgreSQL (one test run each)."""

@@ -207,6 +207,32 @@ def test_newest_version_wins(trained, tmp_path: Path):
     assert load_model(tmp_path, name=old).version == "0.9-aaaaaaaaaa"
 
 
+def test_the_data_folder_model_wins_over_the_shipped_one(trained, tmp_path: Path):
+    """``Settings.model_dirs`` order: a model in the data folder (last) is the active one
+    even when a shipped model is newer; a broken one there falls back to the shipped."""
+    _, data_models, card = trained
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    newer = f"{card['name']}-9.9-bbbbbbbbbb"
+    current = f"{card['name']}-{card['version']}"
+    for suffix in (".skops", ".card.json"):
+        shutil.copy(data_models / f"{current}{suffix}", shipped / f"{newer}{suffix}")
+    meta = json.loads((shipped / f"{newer}.card.json").read_text())
+    meta["trained_at"] = "2999-01-01T00:00:00+00:00"
+    (shipped / f"{newer}.card.json").write_text(json.dumps(meta))
+    assert load_model(shipped).version == "9.9-bbbbbbbbbb"
+    assert load_model([shipped, data_models]).version == card["version"]
+    assert load_model([shipped, tmp_path / "no-data-folder"]).version == "9.9-bbbbbbbbbb"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / f"{card['name']}-1.0-cccccccccc.skops").write_bytes(b"not a zip")
+    warnings: list[str] = []
+    assert load_model([shipped, broken], warn=warnings.append).version == "9.9-bbbbbbbbbb"
+    assert "skipped a broken model" in warnings[0]
+    with pytest.raises(ModelNotFoundError, match=" or "):
+        load_model([tmp_path / "a", tmp_path / "b"])
+
+
 def test_evaluate_reports_macro_f1_and_confusion(trained):
     clf = load_model(trained[1])
     result = evaluate(clf, TEXTS, ["deescalation", "escalation", "neutral", "neutral"])
@@ -329,6 +355,15 @@ def trained_multi(tmp_path_factory) -> tuple[Path, dict]:
     for path in sorted((SEEDS / "languages").glob("*.labels.jsonl")):
         lines = path.read_text(encoding="utf-8").splitlines()
         (data / path.name).write_text("\n".join(lines[::6]) + "\n", encoding="utf-8")
+    translations = [  # rows marked as translations train the model but are never scored
+        {**json.loads(line), "source": f"https://example.org/en/{i}", "translated_from": "en"}
+        for i, line in enumerate(
+            (SEEDS / "languages" / "news_ru.labels.jsonl").read_text("utf-8").splitlines()[1::9]
+        )
+    ]
+    (data / "translated_ru_test.labels.jsonl").write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in translations), "utf-8"
+    )
     card = train_multilingual(root / "seeds", root / "models")
     return root / "models", json.loads(card.to_json())
 
@@ -341,7 +376,11 @@ def test_train_multilingual_writes_a_card_with_cv_per_language(trained_multi):
     cv = card["cross_validation"]
     assert cv["grouped_by"] == "page"
     assert set(cv["by_language"]) == {"ru", "uk", "be", "pl"}
-    assert sum(r["n"] for r in cv["by_language"].values()) == card["training_data"]["n_sentences"]
+    data = card["training_data"]
+    translated = data["translated_by_language"]
+    assert translated["ru"] > 0 and translated["uk"] == 0
+    scored = sum(r["n"] for r in cv["by_language"].values())
+    assert scored == data["n_sentences"] - sum(translated.values())  # translations not scored
     assert card["model"]["languages"] == ["ru", "uk", "be", "pl"]
     loaded = load_model(models, MULTI_MODEL_NAME)
     assert loaded.version == card["version"] and loaded.explain(RU_STRIKE) == []

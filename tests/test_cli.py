@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -398,16 +400,22 @@ def test_train_and_if_missing(tmp_path, monkeypatch, capsys) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     shutil.copy(REPO / "seeds" / "000_68907020d2f59e7e.labels.jsonl", seeds)
-    models = tmp_path / "models"
-    _model_env(monkeypatch, models, seeds)
+    shipped = tmp_path / "models"
+    _model_env(monkeypatch, shipped, seeds)
+    models = Path(os.environ["ESCMON_DATA_DIR"]) / "models"  # where run-time models go
     assert main(["train", "--shared-dir", str(tmp_path / "none")]) == 1
     assert "no such folder" in capsys.readouterr().err
     assert main(["train", "--no-devset"]) == 0
     assert "seed CV macro-F1" in capsys.readouterr().out
     assert len(list(models.glob("escalation-*.skops"))) == 1
     assert len(list(models.glob("escalation-*.card.md"))) == 1
+    assert not shipped.exists()  # the shipped models folder is never written
     assert main(["train", "--if-missing"]) == 0
     assert "not retraining" in capsys.readouterr().out
+    # A release build writes the seeds' model where it is told (models/ to ship it).
+    assert main(["train", "--no-devset", "--family", "en", "--out", str(shipped)]) == 0
+    assert f"wrote {shipped}" in capsys.readouterr().out
+    assert [p.suffix for p in sorted(shipped.iterdir())] == [".json", ".md", ".skops"]
     (seeds / "broken.labels.jsonl").write_text('{"text": "x", "label": "hot"}\n')
     assert main(["train", "--no-devset"]) == 1
     assert "broken.labels.jsonl:1" in capsys.readouterr().err
@@ -421,8 +429,8 @@ def test_train_the_multilingual_model(tmp_path, monkeypatch, capsys) -> None:
     for path in sorted((REPO / "seeds" / "languages").glob("news_??.labels.jsonl")):
         lines = path.read_text(encoding="utf-8").splitlines()
         (languages / path.name).write_text("\n".join(lines[::8]) + "\n", encoding="utf-8")
-    models = tmp_path / "models"
-    _model_env(monkeypatch, models, tmp_path / "seeds")
+    _model_env(monkeypatch, tmp_path / "models", tmp_path / "seeds")
+    models = Path(os.environ["ESCMON_DATA_DIR"]) / "models"  # where run-time models go
     assert main(["train", "--family", "multi"]) == 0
     printed = capsys.readouterr().out
     assert "escalation-multi-1.0-" in printed and "grouped CV macro-F1 ru 0." in printed

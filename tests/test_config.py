@@ -35,3 +35,23 @@ def test_recipients_split_on_commas_and_header_injection_is_refused(monkeypatch)
     monkeypatch.setenv("ESCMON_ALERT_FROM", "desk@x.test\r\nBcc: all@x.test")
     with pytest.raises(ValidationError, match="line break"):
         Settings()
+
+
+def test_the_data_folder_holds_runtime_models_and_the_edited_feed_list(
+    tmp_path, monkeypatch
+) -> None:
+    from pathlib import Path
+
+    monkeypatch.delenv("ESCMON_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    default = Settings()
+    assert default.data_dir == Path("var")  # beside the SQLite store and the reports
+    assert default.model_dirs == (Path("models"), Path("var/models"))  # shipped, then runtime
+    assert default.active_feeds_file == Path("seeds/feeds.toml")  # nothing edited yet
+    monkeypatch.setenv("ESCMON_DATA_DIR", str(tmp_path / "state"))
+    settings = Settings()
+    assert settings.runtime_models_dir == tmp_path / "state" / "models"
+    assert settings.edited_feeds_file == tmp_path / "state" / "feeds.toml"
+    settings.edited_feeds_file.parent.mkdir()
+    settings.edited_feeds_file.write_text("", encoding="utf-8")
+    assert settings.active_feeds_file == settings.edited_feeds_file  # an edited list wins

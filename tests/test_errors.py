@@ -95,7 +95,8 @@ def test_a_missing_feeds_file_offline_warns_and_add_creates_it(monkeypatch, caps
     err = capsys.readouterr().err
     assert "warning: ESCMON_FEEDS_FILE names" in err and "Error" not in err
     assert main(["feeds", "add", "one", "https://e.test/feed"]) == 0
-    assert registry.is_file()
+    assert not registry.exists()  # the shipped list is never written: the data folder's is
+    assert (tmp_path / "var" / "feeds.toml").is_file()  # the default data folder, var/
 
 
 @pytest.mark.parametrize(

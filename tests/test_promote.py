@@ -151,8 +151,11 @@ def small_active(tmp_path_factory):
     return seeds, root / "models", weakest
 
 
-def _retrain_with(labels, small_active, tmp_path, monkeypatch, capsys) -> tuple[str, Path]:
-    """Store ``labels`` as an analyst's, run `escmon train`, return its output and models."""
+def _retrain_with(
+    labels, small_active, tmp_path, monkeypatch, capsys
+) -> tuple[str, list[Path], Path]:
+    """Store ``labels`` as an analyst's, run `escmon train`; return its output, the folders
+    models load from (shipped, then the data folder's) and the data folder's models."""
     import json
     import shutil
 
@@ -176,12 +179,14 @@ def _retrain_with(labels, small_active, tmp_path, monkeypatch, capsys) -> tuple[
     monkeypatch.setenv("ESCMON_DATABASE_URL", url)
     monkeypatch.setenv("ESCMON_SEEDS_DIR", str(seeds))
     monkeypatch.setenv("ESCMON_MODELS_DIR", str(models))
+    monkeypatch.setenv("ESCMON_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
     try:
         assert main(["train", "--family", "en", "--no-devset"]) == 0
     finally:
         get_settings.cache_clear()
-    return capsys.readouterr().out, models
+    runtime = tmp_path / "data" / "models"
+    return capsys.readouterr().out, [models, runtime], runtime
 
 
 @pytest.mark.slow
@@ -196,10 +201,10 @@ def test_a_retrain_on_50_wrong_labels_is_not_promoted(
     before = load_model(active_models).version
     calm = [row for name in POOL_FILES for row in _rows(name) if row["label"] == "deescalation"]
     wrong = [(row["text"], "escalation") for row in calm[:50]]  # talks and truces as escalation
-    output, models = _retrain_with(wrong, small_active, tmp_path, monkeypatch, capsys)
+    output, folders, runtime = _retrain_with(wrong, small_active, tmp_path, monkeypatch, capsys)
     assert "not promoted, kept as a candidate: worse on frozen test set" in output
-    assert load_model(models).version == before  # still the active model
-    [candidate_card] = (models / "candidates").glob("*.card.json")
+    assert load_model(folders).version == before  # still the active model
+    [candidate_card] = (runtime / "candidates").glob("*.card.json")
     promotion = json.loads(candidate_card.read_text(encoding="utf-8"))["promotion"]
     assert promotion["action"] == "reject" and promotion["against"] == before
     checks = {check["name"]: check for check in promotion["checks"]}
@@ -223,13 +228,154 @@ def test_a_retrain_on_correct_labels_of_the_weak_class_is_promoted(
     # Drawn evenly across the four files: the class as the news at large shows it (the first
     # 50 of one file, or only sentences the model got wrong, can tilt it and score lower).
     correct = [(row["text"], row["label"]) for row in rows[:: len(rows) // 50][:50]]
-    output, models = _retrain_with(correct, small_active, tmp_path, monkeypatch, capsys)
+    output, folders, runtime = _retrain_with(correct, small_active, tmp_path, monkeypatch, capsys)
     assert "active now: not worse on frozen test set" in output
-    now = load_model(models)
+    now = load_model(folders)
     assert now.version != before
     promotion = now.card["promotion"]
     assert promotion["action"] == "promote" and promotion["analyst_labels"]["train"] > 0
-    assert not (models / "candidates").exists()
-    assert json.loads((models / "promotions.jsonl").read_text().splitlines()[-1])["action"] == (
+    assert not (runtime / "candidates").exists()
+    assert json.loads((runtime / "promotions.jsonl").read_text().splitlines()[-1])["action"] == (
         "promote"
     )
+    assert sorted(p.name for p in folders[0].iterdir()) == sorted(  # shipped: untouched
+        p.name for p in small_active[1].iterdir()
+    )
+
+
+# --- the data folder: runtime models never land in the source tree ---------------------------
+
+
+def _tree_hashes(*folders: Path) -> dict[str, str]:
+    """Every file under ``folders`` (path -> SHA-256), to compare before and after."""
+    import hashlib
+
+    return {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_train_and_promote_write_only_the_data_folder_and_classify_uses_the_model(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """`escmon train` with the shipped models/ and seeds/ as they are configured by default:
+    the new model goes into ESCMON_DATA_DIR, the source tree is unchanged, and the daily
+    classify stage scores with the promoted model."""
+    import json
+    import shutil
+
+    from pipeline import store
+    from pipeline.classify import load_model
+    from pipeline.cli import main
+    from pipeline.config import Settings, get_settings
+    from tests.conftest import REPO
+
+    source = (REPO / "models", REPO / "seeds")
+    before = _tree_hashes(*source)
+    seeds = tmp_path / "seeds"  # a small training set (the full one takes minutes)
+    seeds.mkdir()
+    for name in ("000_68907020d2f59e7e.txt", "000_68907020d2f59e7e.meta.json"):
+        shutil.copy(REPO / "seeds" / name, seeds)  # the seed article, for the run below
+    small = [row for name in SMALL_SEEDS for row in _rows(name)[:60]]
+    (seeds / "small.labels.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in small), encoding="utf-8"
+    )
+    data = tmp_path / "data"
+    url = f"sqlite:///{tmp_path / 'escmon.db'}"
+    store.upgrade(url)
+    for name, value in {
+        "ESCMON_DATA_DIR": str(data),
+        "ESCMON_DATABASE_URL": url,
+        "ESCMON_SEEDS_DIR": str(seeds),
+        "ESCMON_MODELS_DIR": str(REPO / "models"),  # the shipped, read-only models
+        "ESCMON_FEEDS_FILE": str(REPO / "seeds" / "feeds.toml"),
+        "ESCMON_MODEL_NAME": "escalation-datadir",  # no shipped model has this name: promoted
+        "ESCMON_OFFLINE": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        assert main(["train", "--family", "en", "--no-devset"]) == 0
+        assert "active now: no active model" in capsys.readouterr().out
+        assert main(["feeds", "add", "e1-test", "https://e1.example/feed"]) == 0
+        assert main(["run", "--date", "2024-08-20", "--stage", "ingest_seeds"]) == 0
+        assert main(["run", "--date", "2024-08-20", "--stage", "split"]) == 0
+        assert main(["run", "--date", "2024-08-20", "--stage", "classify"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert _tree_hashes(*source) == before
+    settings = Settings()
+    promoted = load_model(settings.model_dirs, "escalation-datadir")
+    assert [p.parent for p in data.rglob("escalation-datadir-*.skops")] == [data / "models"]
+    assert json.loads((data / "models" / "promotions.jsonl").read_text())["action"] == "promote"
+    assert (data / "feeds.toml").is_file()
+    engine = store.make_engine(url)
+    with engine.connect() as connection:
+        versions = set(
+            connection.exec_driver_sql("SELECT DISTINCT model_version FROM predictions").scalars()
+        )
+    engine.dispose()
+    assert promoted.version in versions
+
+
+def test_multilingual_training_seeds_put_the_analyst_labels_in_languages(tmp_path) -> None:
+    import json
+
+    from pipeline.promote import ANALYST_FILE, training_seeds
+
+    seeds = tmp_path / "seeds"
+    (seeds / "languages").mkdir(parents=True)
+    (seeds / "en.labels.jsonl").write_text('{"text": "A.", "label": "neutral"}\n')
+    ru = seeds / "languages" / "news_ru.labels.jsonl"
+    ru.write_text(
+        '{"text": "Войска отошли.", "label": "deescalation", "language": "ru"}\n'
+        '{"text": "Удержано.", "label": "neutral", "language": "ru"}\n',
+        encoding="utf-8",
+    )
+    folder = training_seeds(
+        seeds,
+        tmp_path / "train",
+        [("Обстріл триває.", "escalation", "uk")],
+        [("Удержано.", "neutral", "ru")],
+        family="multi",
+    )
+    assert (folder / "en.labels.jsonl").is_symlink()
+    assert not (folder / ANALYST_FILE).exists()
+    assert not (folder / "languages").is_symlink()  # a folder of its own: links plus ours
+    assert (folder / "languages" / "news_ru.labels.jsonl").read_text(encoding="utf-8") == (
+        '{"text": "Войска отошли.", "label": "deescalation", "language": "ru"}\n'
+    )  # the held-back sentence never reaches training
+    [row] = [json.loads(line) for line in (folder / "languages" / ANALYST_FILE).open()]
+    assert (row["text"], row["label"], row["language"]) == ("Обстріл триває.", "escalation", "uk")
+    assert ru.read_text(encoding="utf-8").count("\n") == 2  # the seeds are never written
+
+
+def test_analyst_labels_go_to_the_family_of_their_language(tmp_path) -> None:
+    import json
+
+    from pipeline import store
+    from pipeline.labelling import import_labels
+    from pipeline.promote import analyst_rows
+
+    url = f"sqlite:///{tmp_path / 'escmon.db'}"
+    assert analyst_rows(url, "en") == ([], [])  # no store yet: no labels
+    store.upgrade(url)
+    rows = [{"text": f"English sentence {i}.", "label": "neutral"} for i in range(10)] + [
+        {"text": f"Польське речення {i}.", "label": "neutral", "language": lang}
+        for i, lang in enumerate(["uk", "ru", "be", "pl"] * 3)
+    ]
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    engine = store.make_engine(url)
+    import_labels(engine, path, "ana")
+    engine.dispose()
+    en_train, en_held = analyst_rows(url, "en")
+    multi_train, multi_held = analyst_rows(url, "multi")
+    assert len(en_train) + len(en_held) == 10 and {r[2] for r in en_train} == {"en"}
+    assert len(multi_train) + len(multi_held) == 12
+    assert {r[2] for r in multi_train + multi_held} == {"uk", "ru", "be", "pl"}
+    assert not {r[0] for r in en_train + en_held} & {r[0] for r in multi_train + multi_held}

@@ -148,3 +148,46 @@ def test_save_refuses_what_it_could_not_read_back(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="must be an http"):
         save_registry(tmp_path / "f.toml", [FeedSpec("x", "file:///etc/passwd")])
     assert not (tmp_path / "f.toml").exists()
+
+
+def test_editing_copies_the_shipped_list_into_the_data_folder_and_reads_it_back(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """`escmon feeds add/remove` never write the shipped list: the first edit copies it
+    into the data folder, whose copy is read from then on (by `feeds list` and the run)."""
+    import hashlib
+    import json
+
+    from pipeline.cli import main
+    from pipeline.config import Settings, get_settings
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("ESCMON_DATA_DIR", str(data))
+    monkeypatch.setenv("ESCMON_FEEDS_FILE", str(DEFAULT))
+    get_settings.cache_clear()
+    before = hashlib.sha256(DEFAULT.read_bytes()).hexdigest()
+    shipped = [spec.name for spec in load_registry(DEFAULT)]
+
+    assert main(["feeds", "add", "e1-local", "https://e1.example/feed", "--country", "UKR"]) == 0
+    edited = data / "feeds.toml"
+    assert [spec.name for spec in load_registry(edited)] == [*shipped, "e1-local"]
+    assert main(["feeds", "remove", shipped[0]]) == 0
+    capsys.readouterr()
+    assert main(["feeds", "list", "--format", "jsonl"]) == 0
+    listed = [json.loads(line)["name"] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [*shipped[1:], "e1-local"]
+    assert Settings().active_feeds_file == edited  # what the ingest stage reads
+    assert hashlib.sha256(DEFAULT.read_bytes()).hexdigest() == before
+    get_settings.cache_clear()
+
+
+def test_the_first_edit_without_a_shipped_list_starts_an_empty_one(tmp_path) -> None:
+    from pipeline.registry import active_feeds_file, editable_registry
+
+    missing = tmp_path / "none.toml"
+    edited = editable_registry(missing, tmp_path / "data")
+    assert edited == tmp_path / "data" / "feeds.toml" and not edited.exists()
+    add_feed(edited, FeedSpec("one", "https://e.test/feed"))
+    assert active_feeds_file(missing, tmp_path / "data") == edited
+    with pytest.raises(RegistryError, match="does not exist"):
+        editable_registry(missing, tmp_path / "other", missing_ok=False)

@@ -34,14 +34,28 @@ from tests.browser import Chromium, find_chromium
 from tests.conftest import REPO
 
 DAY = dt.date(2024, 8, 10)
+CLASSES = ("escalation", "deescalation", "neutral")
 NASTY_TITLE = "<script>alert('x')</script> Troops & tanks"
 CALM_TEXT = "Kyiv and Moscow agreed to a ceasefire and a prisoner exchange."
+RUSSIAN_TEXTS = ("Российские войска обстреляли Харьков ночью.", "В Москве прошла выставка.")
+MULTI_VERSION = "1.0-57e61f936a"  # models/escalation-multi-1.0-57e61f936a.card.json
 
 
-def _add_calm_article(engine, day: dt.date, country: str = "UKR", n: int = 0) -> None:
-    """One article whose first sentence is de-escalation (the scenario writes none)."""
+def _add_article(
+    engine,
+    day: dt.date,
+    key: str,
+    sentences: list[tuple[str, str, float]],
+    *,
+    title: str,
+    publisher: str,
+    language: str,
+    country: str,
+    model_version: str,
+) -> None:
+    """One article of ``sentences`` (text, label, the label's probability; the other two
+    classes share the rest), scored by ``model_version``."""
     feed = scenario.feed_id(engine)
-    key = f"calm-{country}-{day}-{n}"
     with session_scope(engine) as session:
         [article_id] = insert_ignore(
             session,
@@ -50,10 +64,10 @@ def _add_calm_article(engine, day: dt.date, country: str = "UKR", n: int = 0) ->
                 {
                     "feed_id": feed,
                     "guid": key,
-                    "url": f"https://calm.example.test/{key}",
-                    "title": f"Talks {n}",
-                    "publisher": "Calm Times",
-                    "language": "en",
+                    "url": f"https://{key.split('-')[0]}.example.test/{key}",
+                    "title": title,
+                    "publisher": publisher,
+                    "language": language,
                     "published_at": dt.datetime.combine(day, dt.time(9), tzinfo=dt.UTC),
                     "day": day,
                     "content_hash": hashlib.sha256(key.encode()).hexdigest(),
@@ -61,39 +75,69 @@ def _add_calm_article(engine, day: dt.date, country: str = "UKR", n: int = 0) ->
                 }
             ],
         )
-        texts = [CALM_TEXT, "The weather was mild."]
-        sentence_ids = insert_ignore(
-            session,
-            Sentence,
-            [
-                {"article_id": article_id, "idx": i, "start": 0, "end": len(t), "text": t}
-                for i, t in enumerate(texts)
-            ],
-        )
-        insert_ignore(
-            session,
-            Prediction,
-            [
+        rows = [
+            {"article_id": article_id, "idx": i, "start": 0, "end": len(text), "text": text}
+            | {"language": language}
+            for i, (text, _, _) in enumerate(sentences)
+        ]
+        sentence_ids = insert_ignore(session, Sentence, rows)
+        predictions = []
+        for sentence_id, (_, label, probability) in zip(sentence_ids, sentences, strict=True):
+            rest = round((1 - probability) / 2, 6)
+            shares = {lab: probability if lab == label else rest for lab in CLASSES}
+            predictions.append(
                 {
                     "sentence_id": sentence_id,
-                    "model_version": scenario.MODEL_VERSION,
-                    "label": "deescalation" if i == 0 else "neutral",
-                    "p_escalation": 0.05,
-                    "p_deescalation": 0.9 if i == 0 else 0.05,
-                    "p_neutral": 0.05 if i == 0 else 0.9,
+                    "model_version": model_version,
+                    "label": label,
+                    **{f"p_{lab}": share for lab, share in shares.items()},
                     "cues": [],
                 }
-                for i, sentence_id in enumerate(sentence_ids)
-            ],
-            returning=None,
-        )
+            )
+        insert_ignore(session, Prediction, predictions, returning=None)
 
 
-def _month(engine, settings: Settings, **kwargs) -> Settings:
-    """A month of Belarus news ending in a spike on DAY, Ukrainian talks on DAY; signals and
-    alerts computed day by day as the daily job would."""
+def _add_calm_article(engine, day: dt.date, country: str = "UKR", n: int = 0) -> None:
+    """One article whose first sentence is de-escalation (the scenario writes none)."""
+    sentences = [(CALM_TEXT, "deescalation", 0.9), ("The weather was mild.", "neutral", 0.9)]
+    _add_article(
+        engine,
+        day,
+        f"calm-{country}-{day}-{n}",
+        sentences,
+        title=f"Talks {n}",
+        publisher="Calm Times",
+        language="en",
+        country=country,
+        model_version=scenario.MODEL_VERSION,
+    )
+
+
+def _add_russian_article(engine, day: dt.date, country: str = "UKR", n: int = 0) -> None:
+    """One Russian article: an escalation sentence and a neutral one, scored by the
+    multilingual model (its shipped version)."""
+    escalation, neutral = RUSSIAN_TEXTS
+    _add_article(
+        engine,
+        day,
+        f"ru-{country}-{day}-{n}",
+        [(escalation, "escalation", 0.8), (neutral, "neutral", 0.8)],
+        title=f"Сводка {n}",
+        publisher="Пример",
+        language="ru",
+        country=country,
+        model_version=MULTI_VERSION,
+    )
+
+
+def _month(engine, settings: Settings, *, russian: bool = False, **kwargs) -> Settings:
+    """A month of Belarus news ending in a spike on DAY, Ukrainian talks on DAY (with
+    ``russian``: also a Russian report on Ukraine); signals and alerts computed day by day
+    as the daily job would."""
     built = scenario.quiet_then(engine, final_day=DAY, final="spike", **kwargs)
     _add_calm_article(engine, DAY)
+    if russian:
+        _add_russian_article(engine, DAY)
     compute_signals(engine, days=built.days)
     for day in built.days:
         detect_alerts(engine, settings, day=day)
@@ -129,9 +173,16 @@ def test_report_has_series_thresholds_alerts_evidence_and_movers(
     assert [m.scope for m in report.movers] == ["UKR", "BLR", "all"]  # |-50| first
     assert belarus.mover.tension_change is not None and belarus.mover.tension_change > 10
     assert belarus.mover.escalation_stories_baseline == pytest.approx(sum(quiet[-7:]) / 7, abs=0.01)
-    assert report.model.version == scenario.MODEL_VERSION  # the day's; no card of its own:
-    assert report.model.card_version == find_card(REPO / "models", "escalation", None)["version"]
-    assert report.model.drift_points["escalation"] > 10 and report.model.drifted
+    english, multi = report.models
+    assert english.version == scenario.MODEL_VERSION  # the day's; no card of its own:
+    assert english.card_version == find_card([REPO / "models"], "escalation", None)["version"]
+    assert english.shares.drift_points["escalation"] > 10 and english.drifted
+    assert english.test is not None and english.test.macro_f1 == pytest.approx(0.7358)
+    assert english.test_balanced_macro_f1 == pytest.approx(0.7728)
+    # No Russian, Ukrainian, Belarusian or Polish sentence: the card only, no shares.
+    assert multi.name == "escalation-multi" and multi.version == multi.card_version
+    assert multi.shares.sentences_today == 0 and multi.shares_by_language == []
+    assert not multi.drifted
 
 
 def test_page_and_json_twin(engine, settings: Settings, tmp_path: Path) -> None:
@@ -157,7 +208,8 @@ def test_page_and_json_twin(engine, settings: Settings, tmp_path: Path) -> None:
     assert belarus["series"][-1]["alerted"] is True
     assert belarus["evidence"]["escalation"][0]["title"] == NASTY_TITLE  # data, not markup
     assert belarus["evidence"]["escalation"][0]["url"] is None
-    assert data["model"]["drifted"] is True
+    assert data["models"][0]["drifted"] is True and data["models"][0]["shares"]["drifted"]
+    assert [m["name"] for m in data["models"]] == ["escalation", "escalation-multi"]
     assert data["movers"][0]["tension_change"] == -50.0
 
 
@@ -177,7 +229,65 @@ def test_daily_job_writes_the_report_and_the_seed_day_alone_has_one_scope(
     assert page.is_file()
     data = json.loads(page.with_suffix(".json").read_text(encoding="utf-8"))
     assert [scope["scope"] for scope in data["scopes"]] == ["all"]
-    assert data["model"]["version"] and data["model"]["test_macro_f1"] == pytest.approx(0.7358)
+    english, multi = data["models"]
+    assert english["version"] and english["test"]["macro_f1"] == pytest.approx(0.7358)
+    assert multi["version"] == MULTI_VERSION and multi["family"] == (
+        "Russian, Ukrainian, Belarusian, Polish"
+    )
+
+
+def test_each_model_has_its_quality_shares_and_drift_and_evidence_its_language(
+    engine, settings: Settings, tmp_path: Path
+) -> None:
+    scenario.quiet_then(engine, final_day=DAY, final="quiet", quiet_days=3)
+    for n in range(3):  # Russian reports on Ukraine the day before and on the day
+        _add_russian_article(engine, DAY - dt.timedelta(days=1), n=n)
+    _add_russian_article(engine, DAY, n=9)
+    compute_signals(engine, days=[DAY - dt.timedelta(days=n) for n in range(4)])
+    report = gather_report(engine, settings, day=DAY)
+    english, multi = report.models
+    assert english.languages == ["en"] and english.shares_by_language == []
+    assert english.shares.sentences_today == scenario.STORIES_PER_DAY * 4
+    assert multi.version == MULTI_VERSION and multi.card_found
+    assert multi.test is not None and multi.test.language is None
+    card = json.loads(
+        (REPO / "models" / f"escalation-multi-{MULTI_VERSION}.card.json").read_text("utf-8")
+    )["test_set"]
+    assert multi.test.macro_f1 == pytest.approx(card["all"]["macro_f1"])
+    assert (
+        multi.test.n
+        == card["all"]["n"]
+        == sum(card["by_language"][lang]["n"] for lang in card["by_language"])
+    )
+    by_language = {score.language: score for score in multi.test_by_language}
+    assert list(by_language) == ["ru", "uk", "be", "pl"]
+    assert by_language["uk"].macro_f1 == pytest.approx(card["by_language"]["uk"]["macro_f1"])
+    assert by_language["ru"].macro_f1_ci == tuple(card["by_language"]["ru"]["macro_f1_95ci"])
+    assert by_language["be"].n == 134 and by_language["be"].weakest_class == "escalation"
+    [russian] = multi.shares_by_language
+    assert (russian.language, russian.sentences_today, russian.sentences_baseline) == ("ru", 2, 6)
+    assert russian.share_today == {"escalation": 50.0, "deescalation": 0.0, "neutral": 50.0}
+    assert russian.drift_points == {"escalation": 0.0, "deescalation": 0.0, "neutral": 0.0}
+    assert not russian.drifted  # too few sentences to flag anyway
+
+    ukraine = next(scope for scope in report.scopes if scope.scope == "UKR")
+    [evidence] = ukraine.evidence["escalation"]
+    assert (evidence.text, evidence.language, evidence.cues) == (RUSSIAN_TEXTS[0], "ru", [])
+    english_evidence = report.scopes[0].evidence["escalation"][0]
+    assert english_evidence.language == "en" and english_evidence.cues
+
+    files = write_report(engine, settings, day=DAY, out_dir=tmp_path)
+    page = files.html.read_text(encoding="utf-8")
+    assert f'<blockquote lang="ru">{RUSSIAN_TEXTS[0]}</blockquote>' in page
+    assert "in Russian (ru)" in page and 'lang="en"' not in page.split("<body>")[1]
+    assert 'data-model="escalation-multi"' in page and "Ukrainian (uk)" in page
+    data = json.loads(files.json.read_text(encoding="utf-8"))
+    assert data["models"][1]["shares_by_language"][0]["language"] == "ru"
+    assert data["models"][1]["test_by_language"][0]["macro_f1"] == pytest.approx(
+        card["by_language"]["ru"]["macro_f1"]
+    )
+    ukraine_data = next(scope for scope in data["scopes"] if scope["scope"] == "UKR")
+    assert ukraine_data["evidence"]["escalation"][0]["language"] == "ru"
 
 
 def test_feed_health_lists_failing_feeds_first(engine) -> None:
@@ -240,12 +350,12 @@ def test_class_shares_in_percent() -> None:
 
 
 def test_model_card_is_found_by_version_or_newest(tmp_path: Path) -> None:
-    shipped = find_card(REPO / "models", "escalation", None)
+    shipped = find_card([REPO / "models"], "escalation", None)
     assert shipped is not None and shipped["test_set"]["status"] == "scored"
-    assert find_card(REPO / "models", "escalation", shipped["version"]) == shipped
-    assert find_card(REPO / "models", "escalation", "9.9-0000000000") is None
+    assert find_card([REPO / "models"], "escalation", shipped["version"]) == shipped
+    assert find_card([REPO / "models"], "escalation", "9.9-0000000000") is None
     (tmp_path / "escalation-1.0-aaaaaaaaaa.card.json").write_text("{broken", encoding="utf-8")
-    assert find_card(tmp_path, "escalation", None) is None
+    assert find_card([tmp_path], "escalation", None) is None
 
 
 def test_an_empty_store_gives_a_page_without_charts(engine, settings: Settings) -> None:
@@ -291,7 +401,7 @@ def test_report_opens_in_headless_chromium(tmp_path: Path, monkeypatch) -> None:
     store.upgrade(url)
     engine = store.make_engine(url)
     settings = Settings(database_url=url, models_dir=REPO / "models")
-    _month(engine, settings, lead_title=NASTY_TITLE)
+    _month(engine, settings, lead_title=NASTY_TITLE, russian=True)
     files = write_report(engine, settings, day=DAY, out_dir=tmp_path / "reports")
     engine.dispose()
     with Chromium(executable) as browser:
@@ -312,6 +422,12 @@ def test_report_opens_in_headless_chromium(tmp_path: Path, monkeypatch) -> None:
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         assert page.evaluate("document.querySelectorAll('script').length") == 0
         assert NASTY_TITLE in page.evaluate("document.body.innerText")  # shown as text
+        assert page.evaluate(  # the Russian evidence is marked as Russian for the browser
+            "Array.from(document.querySelectorAll('blockquote[lang]')).map(q => q.lang)"
+        ) == ["ru"]  # Ukraine's (all news has five surer English ones)
+        assert page.evaluate(
+            "Array.from(document.querySelectorAll('#model .model')).map(m => m.dataset.model)"
+        ) == ["escalation", "escalation-multi"]
         shot = page.screenshot(tmp_path / "report.png")
         assert shot.read_bytes().startswith(b"\x89PNG")
         desktop = browser.open(files.html.as_uri(), width=1100, height=900)

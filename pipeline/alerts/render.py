@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, cast
@@ -125,43 +125,59 @@ def chart_points(series: Sequence[SignalPoint], rule: AlertRule, days: int) -> l
     ]
 
 
+@dataclass(frozen=True)
+class Line:
+    """One line (or set of markers) of a daily chart: values per day, matplotlib styles."""
+
+    days: Sequence[dt.date]
+    values: Sequence[float | None]  # None: unknown that day (a gap in the line)
+    color: str
+    label: str | None = None  # None: not in the legend
+    style: Mapping[str, Any] = field(default_factory=dict)  # marker, linestyle, ...
+
+
+DOTS = {"marker": "o", "markersize": 3}  # a count per day
+DASHED = {"linestyle": "--"}  # a threshold
+
+
+def plot_daily_counts(
+    axes: Any, lines: Sequence[Line], *, title: str, legend_columns: int = 1
+) -> None:
+    """Draw daily counts on ``axes`` the way every chart of the monitor does (the alert
+    mail's and the report's): from zero, whole-number ticks, a light grid, the legend
+    top left."""
+    from matplotlib.ticker import MaxNLocator
+
+    for line in lines:
+        days: Any = list(line.days)  # matplotlib plots dates; its stubs say floats
+        values = [float("nan") if value is None else value for value in line.values]
+        label = {"label": line.label} if line.label is not None else {}
+        axes.plot(days, values, color=line.color, **label, **line.style)
+    axes.set_title(title, fontsize=10)
+    axes.set_ylim(bottom=0)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize=8, frameon=False, ncols=legend_columns)
+
+
 def render_chart(points: Sequence[ChartPoint], *, title: str) -> bytes:
     """A PNG line chart of the counts with the threshold, the last day marked."""
     from io import BytesIO
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(7.5, 3.0), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    days: Any = [point.day for point in points]  # matplotlib plots dates; its stubs say floats
-    axes.plot(
-        days,
-        [p.count for p in points],
-        marker="o",
-        markersize=3,
-        color="#1f4e79",
-        label="stories with escalation signals",
-    )
-    axes.plot(
-        days,
-        [p.threshold if p.threshold is not None else float("nan") for p in points],
-        linestyle="--",
-        color="#c0392b",
-        label="threshold",
-    )
-    if points:
-        last: Any = [points[-1].day]
-        axes.plot(
-            last, [points[-1].count], marker="o", markersize=8, color="#c0392b", linestyle="none"
-        )
-    axes.set_title(title, fontsize=10)
-    axes.set_ylim(bottom=0)
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.grid(alpha=0.3)
-    axes.legend(loc="upper left", fontsize=8, frameon=False)
+    days = [point.day for point in points]
+    lines = [
+        Line(days, [p.count for p in points], "#1f4e79", "stories with escalation signals", DOTS),
+        Line(days, [p.threshold for p in points], "#c0392b", "threshold", DASHED),
+    ]
+    if points:  # the day of the alert, marked
+        style = {"marker": "o", "markersize": 8, "linestyle": "none"}
+        lines.append(Line(days[-1:], [points[-1].count], "#c0392b", None, style))
+    plot_daily_counts(figure.add_subplot(), lines, title=title)
     figure.autofmt_xdate()
     figure.tight_layout()
     buffer = BytesIO()

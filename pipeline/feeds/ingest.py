@@ -533,7 +533,7 @@ def ingest_feeds(
     stage_end = time.monotonic() + settings.ingest_deadline
     now = now or dt.datetime.now(dt.UTC)
     counts = dict.fromkeys(COUNT_KEYS, 0)
-    specs = load_registry(settings.feeds_file, missing_ok=settings.offline)
+    specs = load_registry(settings.active_feeds_file, missing_ok=settings.offline)
     counts["feeds_total"] = len(specs)
     if not specs:
         return counts

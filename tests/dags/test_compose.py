@@ -193,3 +193,21 @@ def test_lock_pins_the_image_airflow() -> None:
     lock = (REPO / "requirements.lock").read_text(encoding="utf-8")
     assert re.search(r"^apache-airflow==3\.3\.2$", lock, re.MULTILINE)
     assert Path(REPO / "Dockerfile").read_text(encoding="utf-8").count("3.3.2") == 1
+
+
+def test_the_data_folder_is_a_shared_volume_and_the_source_folders_read_only(
+    compose, services
+) -> None:
+    """Runtime state (models promoted, the edited feed list, reports) goes to the data
+    folder volume that every Airflow container mounts; seeds/ and models/ stay read-only."""
+    assert "escmon-data" in compose["volumes"]
+    for name, service in services.items():
+        if not name.startswith("airflow-"):
+            continue
+        volumes = service.get("volumes", compose["x-airflow-common"]["volumes"])
+        assert "escmon-data:/opt/escmon/data" in volumes, name
+        assert "./seeds:/opt/escmon/seeds:ro" in volumes, name
+        assert "./models:/opt/escmon/models:ro" in volumes, name
+        env = service["environment"]
+        assert env["ESCMON_DATA_DIR"] == "/opt/escmon/data", name
+        assert env["ESCMON_REPORTS_DIR"].startswith("/opt/escmon/data/"), name

@@ -66,7 +66,7 @@ def test_monitor_schedule_is_the_default_timetable_without_catchup() -> None:
 def test_the_active_model_asset_links_retraining_to_classify() -> None:
     from escmon_airflow import ACTIVE_MODEL
 
-    promote = load_dag("retrain_model").get_task("promote_if_not_worse")
+    promote = load_dag("retrain_model").get_task("update_active_model")
     assert ACTIVE_MODEL in promote.outlets
     for dag_id in ("escalation_monitor", "reprocess"):
         dag = load_dag(dag_id)
