@@ -31,6 +31,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.errors import EscmonError
+from pipeline.language import MULTI_LANGUAGES
 from pipeline.lexicon import CueFeatures
 
 # The classify stage lives in pipeline.scoring, which imports this module only when a
@@ -45,7 +46,6 @@ MODEL_SERIES = "2.0"
 # The model of the region's own languages (family "multi"), trained on seeds/languages/.
 MULTI_MODEL_NAME = "escalation-multi"
 MULTI_SERIES = "1.0"
-MULTI_LANGUAGES = ("ru", "uk", "be", "pl")
 FAMILIES = ("en", "multi")
 # Each class weighs the same in total, whatever the mix of the training files: 2.0 learns
 # from ~10k real-news sentences (a third to a half neutral) beside the guide examples, and

@@ -20,10 +20,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pipeline.classify import LABELS, Classifier, scores
+from pipeline.language import MULTI_LANGUAGES
 
 DEV_DIR = Path(__file__).resolve().parents[1] / "dev"
 BOOTSTRAP_RESAMPLES = 2000
-LANGUAGES = ("ru", "uk", "be", "pl")
 
 
 class TestItem(NamedTuple):
@@ -45,7 +45,7 @@ def load_testset(dev_dir: Path = DEV_DIR, shared_dir: Path | None = None) -> lis
         from pipeline.devset import load_devset
 
         items += [TestItem(s.text, s.label, "feeds", "en") for s in load_devset(shared_dir, refs)]
-    for language in LANGUAGES:
+    for language in MULTI_LANGUAGES:
         path = dev_dir / f"testset_{language}.jsonl"
         if path.is_file():
             items += [TestItem(r["text"], r["label"], language, language) for r in _jsonl(path)]
@@ -117,8 +117,6 @@ def score_release(classifier: Classifier, items: Sequence[TestItem]) -> dict[str
 
 def score_languages(classifier: Classifier, items: Sequence[TestItem]) -> dict[str, Any]:
     """The test-set section of the multilingual model's card: each of its languages."""
-    from pipeline.classify import MULTI_LANGUAGES
-
     mine = [item for item in items if item.language in MULTI_LANGUAGES]
     preds = [p.label for p in classifier.predict([item.text for item in mine])]
     truth = [item.label for item in mine]

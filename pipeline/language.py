@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "LANGUAGE_NAMES",
+    "MULTI_LANGUAGES",
     "SCORED_LANGUAGES",
     "article_language",
     "base_language",
@@ -31,8 +32,10 @@ __all__ = [
     "sentence_language",
 ]
 
-# The languages the classifier reads; sentences in any other language are stored, unscored.
-SCORED_LANGUAGES = ("en", "ru", "uk", "be", "pl")
+# The languages of the multilingual model (the English one reads "en"); the classifier reads
+# these; sentences in any other language are stored, unscored.
+MULTI_LANGUAGES = ("ru", "uk", "be", "pl")
+SCORED_LANGUAGES = ("en", *MULTI_LANGUAGES)
 LANGUAGE_NAMES = {
     "en": "English",
     "ru": "Russian",

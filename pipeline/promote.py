@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
+from pipeline.language import MULTI_LANGUAGES
 
 if TYPE_CHECKING:
     from pipeline.classify import Classifier, ModelDirs
@@ -257,7 +258,7 @@ def family_languages(family: str) -> tuple[str, ...]:
     if family == "en":
         return ("en",)
     if family == "multi":
-        return ("ru", "uk", "be", "pl")  # pipeline.classify.MULTI_LANGUAGES, without sklearn
+        return MULTI_LANGUAGES
     raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
 
 

@@ -47,7 +47,7 @@ from pipeline.alerts.rule import (
 )
 from pipeline.config import Settings
 from pipeline.errors import EscmonError
-from pipeline.language import SCORED_LANGUAGES, base_language, language_name
+from pipeline.language import MULTI_LANGUAGES, base_language, language_name
 from pipeline.signals import (
     ALL,
     DEESCALATION_LABELS,
@@ -69,9 +69,6 @@ DRIFT_DAYS = 30  # the model's class shares today against the pooled shares of t
 DRIFT_FLAG_POINTS = 10.0  # a class share this many percentage points off is flagged
 DRIFT_MIN_SENTENCES = 20  # ... when at least this many sentences were scored today
 ENGLISH = "en"
-# The languages of each model, as pipeline.classify.Router sends them (the report reads
-# cards, never model files, so it does not import the classifier).
-MULTI_LANGUAGES = tuple(code for code in SCORED_LANGUAGES if code != ENGLISH)
 CLASSES = ("escalation", "deescalation", "neutral")
 EVIDENCE_CLASSES = ("escalation", "deescalation")
 
