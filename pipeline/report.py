@@ -16,6 +16,7 @@ http(s) links are kept.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -59,7 +60,16 @@ from pipeline.signals import (
     signal_series,
 )
 from pipeline.store import session_scope
-from pipeline.tables import Alert, Article, DailySignal, Feed, Prediction, Sentence, as_utc
+from pipeline.tables import (
+    Alert,
+    Article,
+    DailySignal,
+    Feed,
+    Label,
+    Prediction,
+    Sentence,
+    as_utc,
+)
 
 REPORT_DAYS = 30
 EVIDENCE_PER_CLASS = 5
@@ -875,14 +885,21 @@ def write_report(
     day: dt.date,
     days: int = REPORT_DAYS,
     out_dir: Path | None = None,
+    inputs: str | None = None,
 ) -> ReportFiles:
-    """Write ``<day>.html`` and ``<day>.json`` into ``out_dir`` (default ``reports_dir``)."""
+    """Write ``<day>.html`` and ``<day>.json`` into ``out_dir`` (default ``reports_dir``).
+
+    The JSON twin records ``inputs`` (:func:`report_inputs`; computed when not given), which
+    lets the daily job skip an unchanged report."""
+    if inputs is None:
+        inputs = report_inputs(engine, settings, day=day, days=days)
     report = gather_report(engine, settings, day=day, days=days)
     folder = Path(out_dir if out_dir is not None else settings.reports_dir)
     html_path = folder / f"{day.isoformat()}.html"
     json_path = folder / f"{day.isoformat()}.json"
     html = render_html(report)
-    data = json.dumps(report_data(report), indent=2, ensure_ascii=False) + "\n"
+    data = json.dumps({**report_data(report), "inputs": inputs}, indent=2, ensure_ascii=False)
+    data += "\n"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _write_atomic(html_path, html)
@@ -896,7 +913,62 @@ def write_report(
     return ReportFiles(html=html_path, json=json_path, scopes=len(report.scopes), charts=charts)
 
 
+# Bumped when the report's content changes for the same data, so a rerun rewrites it.
+REPORT_FORMAT = 2
+
+
+def report_inputs(engine: Engine, settings: Settings, *, day: dt.date, days: int) -> str:
+    """A digest of everything the report reads, from cheap aggregates: the size and newest
+    row of each table it shows, the alerts' and feeds' states, the model cards and the
+    settings it applies. Equal digests mean an equal report (up to ``generated_at``)."""
+    parts: list[Any] = [REPORT_FORMAT, day.isoformat(), days]
+    with session_scope(engine) as session:
+        for table in (Article, Sentence, Prediction, DailySignal, Label):
+            parts.append(list(session.execute(select(func.count(), func.max(table.id))).one()))
+        parts.append(
+            [
+                list(row)
+                for row in session.execute(select(Alert.id, Alert.status).order_by(Alert.id))
+            ]
+        )
+        feed_state = select(
+            Feed.name, Feed.enabled, Feed.last_status, Feed.last_error, Feed.consecutive_failures
+        ).order_by(Feed.name)
+        parts.append([list(row) for row in session.execute(feed_state)])
+    names = [settings.model_name, settings.multi_model_name]
+    parts.append(
+        sorted(
+            (path.name, path.stat().st_mtime_ns)
+            for folder in settings.model_dirs
+            for name in names
+            if name
+            for path in Path(folder).glob(f"{name}-*.card.json")
+        )
+    )
+    parts.append(repr((sorted(parse_scope_rules(settings).items()), default_rule(settings))))
+    parts.append(sorted(settings.alert_languages or ()))
+    text = json.dumps(parts, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _stored_inputs(json_path: Path) -> str | None:
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("inputs") if isinstance(data, dict) else None
+
+
 def report_stage(engine: Engine, settings: Settings, *, day: dt.date) -> dict[str, int]:
-    """The daily job's ``report`` stage: write the day's report; counts for the runs table."""
-    files = write_report(engine, settings, day=day)
+    """The daily job's ``report`` stage: write the day's report; counts for the runs table.
+
+    A rerun over unchanged data leaves the files as they are (``reports: 0``): rendering a
+    chart per scope takes minutes on a large store, and a rerun must change nothing.
+    """
+    inputs = report_inputs(engine, settings, day=day, days=REPORT_DAYS)
+    folder = Path(settings.reports_dir)
+    json_path, html_path = folder / f"{day.isoformat()}.json", folder / f"{day.isoformat()}.html"
+    if html_path.is_file() and _stored_inputs(json_path) == inputs:
+        return {"scopes": 0, "charts": 0, "reports": 0}
+    files = write_report(engine, settings, day=day, inputs=inputs)
     return {"scopes": files.scopes, "charts": files.charts, "reports": 1}

@@ -14,6 +14,7 @@ from pipeline import daily, store
 from pipeline.alerts import detect_alerts
 from pipeline.config import Settings
 from pipeline.report import (
+    REPORT_DAYS,
     Mover,
     SeriesDay,
     biggest_movers,
@@ -24,6 +25,8 @@ from pipeline.report import (
     mover_of,
     render_html,
     report_data,
+    report_inputs,
+    report_stage,
     write_report,
 )
 from pipeline.signals import compute_signals
@@ -234,6 +237,32 @@ def test_daily_job_writes_the_report_and_the_seed_day_alone_has_one_scope(
     assert multi["version"] == MULTI_VERSION and multi["family"] == (
         "Russian, Ukrainian, Belarusian, Polish"
     )
+
+
+def test_report_stage_leaves_an_unchanged_report_and_rewrites_a_changed_one(
+    engine, settings: Settings, tmp_path: Path
+) -> None:
+    _month(engine, settings)
+    assert report_stage(engine, settings, day=DAY) == {"scopes": 3, "charts": 3, "reports": 1}
+    page = tmp_path / "var" / "reports" / f"{DAY.isoformat()}.html"
+    twin = page.with_suffix(".json")
+    before = page.read_bytes(), twin.read_bytes()
+    assert json.loads(before[1])["inputs"] == report_inputs(
+        engine, settings, day=DAY, days=REPORT_DAYS
+    )
+    # A rerun over the same data: nothing rendered, not even a new generated_at.
+    assert report_stage(engine, settings, day=DAY) == {"scopes": 0, "charts": 0, "reports": 0}
+    assert (page.read_bytes(), twin.read_bytes()) == before
+    # New data (one more story that day) is shown.
+    _add_calm_article(engine, DAY, n=1)
+    assert report_stage(engine, settings, day=DAY)["reports"] == 1
+    assert twin.read_bytes() != before[1]
+    # So is a lost page, or a twin from before the digest.
+    page.unlink()
+    assert report_stage(engine, settings, day=DAY)["reports"] == 1
+    data = json.loads(twin.read_text(encoding="utf-8"))
+    twin.write_text(json.dumps({key: v for key, v in data.items() if key != "inputs"}))
+    assert report_stage(engine, settings, day=DAY)["reports"] == 1
 
 
 def test_each_model_has_its_quality_shares_and_drift_and_evidence_its_language(
