@@ -143,6 +143,11 @@ def sentence_language(text: str, article_language: str | None = None) -> str | N
     Ukrainian quote in a Russian report, an English caption on a Polish page. Too few
     letters to tell gives ``article_language``.
     """
+    if text.isascii() and is_english(article_language):
+        # The common case, decided without counting letters: an ASCII sentence has no
+        # Cyrillic or Polish letter, so every rule below ends in "en" (English words, too
+        # few letters, or the article's Latin script).
+        return "en"
     cyrillic = len(_CYRILLIC.findall(text))
     latin = len(_LATIN.findall(text))
     if cyrillic + latin < MIN_LETTERS:
