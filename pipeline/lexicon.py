@@ -173,6 +173,11 @@ BREAKDOWNS = frozenset(
         "unravelled",
         "unraveled",
         "crumbled",
+        "cut",
+        "severed",
+        "abandoned",
+        "shattered",
+        "expired",
     }
 )
 # Modal and conditional words: the move is only possible ("could close the border").

@@ -374,9 +374,11 @@ SUPPLEMENT: list[tuple[str, str, str, str]] = [
         "recalling an ambassador reduces relations",
     ),
     (
-        "closed|closes|close|closing|shut|shuts|sealed|seals|seal|sealing",
+        "closed|closes|close|closing|shut|shuts|sealed|seals|seal|sealing|barred|bars|bar"
+        "|barring|blocked|blocks|block|blocking",
         "border|borders|crossing"
-        "|crossings|airspace|checkpoint|checkpoints|strait|embassy|consulate|mission",
+        "|crossings|airspace|checkpoint|checkpoints|strait|embassy|consulate|mission"
+        "|frontier|frontiers|border post|border posts|entry points|land border",
         "172",
         "closing or sealing a border (guide)",
     ),

@@ -132,6 +132,20 @@ def test_stopped_moves():
     assert _polarities(text)["collapsed"] == "escalation"
     assert _states("Peace talks broke down after a week.")["peace talks"] == "stopped"
     assert _states("First day of peace talks ends in Geneva")["peace talks"] == "affirmed"
+    # a confidence-building measure cut is a breakdown (shared/FINDINGS.md)
+    assert _states("The armistice was over and the hotline was cut.")["hotline"] == "stopped"
+
+
+def test_closures_match_whatever_the_wording():
+    """Closing a border counts however it is worded: "sealed its frontier", "barred ...
+    from the crossing" (FINDINGS.md: "closed its frontier" read as neutral)."""
+    for text, cue in [
+        ("Poland sealed its frontier with Belarus.", "sealed"),
+        ("Hungary barred Ukrainian trucks from the frontier crossing.", "barred"),
+        ("Lithuania shut two crossings on the Belarusian border.", "shut"),
+    ]:
+        assert _polarities(text)[cue] == "escalation" and _states(text)[cue] == "affirmed"
+    assert _polarities("Police blocked the road to the stadium.").get("blocked") != "escalation"
 
 
 def test_names_containing_cue_words_are_ignored():
