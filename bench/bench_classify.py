@@ -66,6 +66,21 @@ def run(models_dir: Path, texts: Sequence[str]) -> dict[str, float]:
     }
 
 
+def cue_features(texts: Sequence[str]) -> dict[str, float]:
+    """The CAMEO cue matcher alone (:class:`pipeline.lexicon.CueFeatures`) on ``texts``: the
+    English model's one hand-written transformer, timed here rather than in a unit test."""
+    from pipeline.lexicon import CueFeatures
+
+    cues = CueFeatures().fit([])
+    texts = list(texts)
+    cues.transform(texts[:64] or ["warm up."])
+    seconds = _seconds(cues.transform, texts)
+    return {
+        "sentences": float(len(texts)),
+        "sentences_per_s": len(texts) / seconds if seconds else 0.0,
+    }
+
+
 def _texts_by_language(url: str, limit: int) -> dict[str, list[str]]:
     from pipeline.tables import Sentence
 

@@ -274,6 +274,13 @@ def _classify(bench: Bench, url: str, work: Path, result: E2EResult, suffix: str
         f"{stage / found['raw_seconds']:.2f}",
     )
     if not suffix:
+        cues = bench_classify.cue_features(texts)
+        bench.results["cue_features_sentences_per_s"] = cues["sentences_per_s"]
+        bench.row(
+            "  of which the CAMEO cue features (CueFeatures.transform)",
+            f"{cues['sentences_per_s']:,.0f} sent/s",
+            f"{cues['sentences']:,.0f} sentences",
+        )
         bench.results["classify_api_sentences_per_s"] = found["api_sentences_per_s"]
         bench.results["classify_api_ratio_to_raw"] = found["api_ratio_to_raw"]
         bench.row(

@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.errors import EscmonError
-from pipeline.language import MULTI_LANGUAGES
+from pipeline.language import LANGUAGES_SUBDIR, MULTI_LANGUAGES
 from pipeline.lexicon import CueFeatures
 
 # The classify stage lives in pipeline.scoring, which imports this module only when a
@@ -58,7 +58,6 @@ CLASS_WEIGHT = "balanced"
 LR_C = 8.0
 CV_FOLDS = 5
 CV_SEED = 0
-LANGUAGES_SUBDIR = "languages"  # seeds/languages/*.labels.jsonl: the multi model's data
 DEFAULT_DEVSET_REFS = Path(__file__).resolve().parents[1] / "dev" / "devset_refs.jsonl"
 
 # Types a model file may contain beyond skops' defaults. Reviewed: our transformer plus the

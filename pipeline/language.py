@@ -35,6 +35,8 @@ __all__ = [
 # The languages of the multilingual model (the English one reads "en"); the classifier reads
 # these; sentences in any other language are stored, unscored.
 MULTI_LANGUAGES = ("ru", "uk", "be", "pl")
+# seeds/<LANGUAGES_SUBDIR>/*.labels.jsonl: the training data of the multilingual model
+LANGUAGES_SUBDIR = "languages"
 SCORED_LANGUAGES = ("en", *MULTI_LANGUAGES)
 LANGUAGE_NAMES = {
     "en": "English",

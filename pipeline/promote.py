@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
-from pipeline.language import MULTI_LANGUAGES
+from pipeline.language import LANGUAGES_SUBDIR, MULTI_LANGUAGES
 
 if TYPE_CHECKING:
     from pipeline.classify import Classifier, ModelDirs
@@ -320,9 +320,6 @@ def training_seeds(
             "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"
         )
     return folder
-
-
-LANGUAGES_SUBDIR = "languages"  # as pipeline.classify.LANGUAGES_SUBDIR
 
 
 def _linked_seeds(
