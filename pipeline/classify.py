@@ -58,6 +58,12 @@ CLASS_WEIGHT = "balanced"
 LR_C = 8.0
 CV_FOLDS = 5
 CV_SEED = 0
+# How much a translated training sentence (seeds/languages/translated_*, field
+# translated_from) weighs against a native one in the multilingual fit. Translations
+# outnumber native sentences about 2.5 to 1; grouped CV on the native sentences rose with
+# less weight on them (1.0 / 0.5 / 0.3: 0.761 / 0.772 / 0.775 with character n-grams;
+# dev/README.md, round 6).
+TRANSLATION_WEIGHT = 0.3
 DEFAULT_DEVSET_REFS = Path(__file__).resolve().parents[1] / "dev" / "devset_refs.jsonl"
 
 # Types a model file may contain beyond skops' defaults. Reviewed: our transformer plus the
@@ -152,8 +158,9 @@ def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
     """The model of a language family: ``en`` (English) or ``multi`` (ru, uk, be, pl).
 
     ``en``: word uni/bi-gram TF-IDF + CAMEO cue features -> class-weighted logistic
-    regression. ``multi``: character 2-5-gram TF-IDF of letter-folded text (one model for
-    the four languages, which share much of their vocabulary) -> the same regression.
+    regression. ``multi``: character 2-5-gram TF-IDF of letter-folded text, across word
+    boundaries so that "не атаковали" keeps its negation (one model for the four
+    languages, which share much of their vocabulary) -> the same regression.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
@@ -172,7 +179,7 @@ def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
 
 def _multi_features() -> FeatureUnion:
     chars = CompactTfidfVectorizer(
-        analyzer="char_wb",
+        analyzer="char",  # not char_wb: +0.007 grouped CV (dev/README.md, round 6)
         preprocessor=fold_letters,
         ngram_range=(2, 5),
         min_df=2,
@@ -246,12 +253,18 @@ def data_fingerprint(seeds_dir: Path) -> list[dict[str, Any]]:
 
 
 def model_version(
-    rows: Sequence[tuple[str, str]], pipeline: Pipeline, series: str = MODEL_SERIES
+    rows: Sequence[tuple[str, str]],
+    pipeline: Pipeline,
+    series: str = MODEL_SERIES,
+    weights: Sequence[float] | None = None,
 ) -> str:
-    """``<series>-<hash>``: the hash covers the training rows, the lexicon and the params."""
+    """``<series>-<hash>``: the hash covers the training rows (and their weights, where
+    any differs from 1), the lexicon and the params."""
     h = hashlib.sha256()
     for text, label in rows:
         h.update(f"{label}\t{text}\n".encode())
+    if weights is not None and any(w != 1.0 for w in weights):
+        h.update(",".join(f"{w:g}" for w in weights).encode())
     h.update(_params_text(pipeline).encode())
     h.update(CueFeatures().fit([]).lexicon_sha256_.encode())
     return f"{series}-{h.hexdigest()[:10]}"
@@ -319,12 +332,14 @@ def cross_validate(
     groups: Sequence[str] | None = None,
     languages: Sequence[str] | None = None,
     train_only: Sequence[tuple[str, str]] = (),
+    train_only_weight: float = 1.0,
 ) -> dict[str, Any]:
     """Stratified k-fold macro-F1 on the training rows (fixed seeds); with ``groups``
     (one page URL per row) no page has sentences on both sides of a fold; with
     ``languages`` (one per row) the pooled scores are also given per language.
-    ``train_only`` rows (translations) join every training fold and are never scored:
-    the figure stays one of real sentences in their own language."""
+    ``train_only`` rows (translations) join every training fold, weighing
+    ``train_only_weight`` each, and are never scored: the figure stays one of real
+    sentences in their own language."""
     texts = [t for t, _ in rows]
     y = np.asarray([lab for _, lab in rows])
     skf: StratifiedKFold | StratifiedGroupKFold = (
@@ -336,7 +351,12 @@ def cross_validate(
     per_fold, pred = [], np.empty(len(y), dtype=object)
     for train_idx, test_idx in skf.split(texts, y, groups):
         model = build_pipeline(random_state=seed, family=family)
-        model.fit([texts[i] for i in train_idx] + extra_texts, [*y[train_idx], *extra_y])
+        _fit(
+            model,
+            [texts[i] for i in train_idx] + extra_texts,
+            [*y[train_idx], *extra_y],
+            [1.0] * len(train_idx) + [train_only_weight] * len(extra_texts),
+        )
         fold_pred = model.predict([texts[i] for i in test_idx])
         pred[test_idx] = fold_pred
         per_fold.append(
@@ -373,6 +393,15 @@ def cross_validate(
         }
     )
     return out
+
+
+def _fit(model: Pipeline, texts: list[str], y: list[str], weights: list[float]) -> None:
+    """Fit ``model``; per-row weights reach the regression only when some row differs
+    from 1, so an unweighted fit stays exactly the plain ``fit``."""
+    if all(w == 1.0 for w in weights):
+        model.fit(texts, y)
+    else:
+        model.fit(texts, y, clf__sample_weight=np.asarray(weights))
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -623,8 +652,9 @@ def train_multilingual(
             f"{MULTI_LANGUAGES}"
         )
     pipeline = build_pipeline(random_state=0, family="multi")
-    version = model_version(rows, pipeline, MULTI_SERIES)
     translated = [bool(t) for t in training_column(data_dir, "translated_from")]
+    weights = [TRANSLATION_WEIGHT if is_translation else 1.0 for is_translation in translated]
+    version = model_version(rows, pipeline, MULTI_SERIES, weights)
     native = [i for i, is_translation in enumerate(translated) if not is_translation]
     sources = training_sources(data_dir)
     cv = cross_validate(
@@ -635,8 +665,9 @@ def train_multilingual(
         train_only=[
             row for row, is_translation in zip(rows, translated, strict=True) if is_translation
         ],
+        train_only_weight=TRANSLATION_WEIGHT,
     )
-    pipeline.fit([t for t, _ in rows], [lab for _, lab in rows])
+    _fit(pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights)
     card = ModelCard(
         name=name,
         version=version,
@@ -660,8 +691,10 @@ def train_multilingual(
             "never scored in cross-validation",
         },
         model={
-            "pipeline": "character 2-5-gram TF-IDF of letter-folded text (fold_letters) -> "
-            f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT})",
+            "pipeline": "character 2-5-gram TF-IDF of letter-folded text (fold_letters, "
+            "across word boundaries) -> "
+            f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT}); translated "
+            f"sentences weigh {TRANSLATION_WEIGHT} in the fit",
             "params_sha256": hashlib.sha256(_params_text(pipeline).encode()).hexdigest(),
             "lexicon_sha256": None,
             "n_features": int(pipeline.named_steps["clf"].coef_.shape[1]),

@@ -15,6 +15,8 @@ from sklearn.pipeline import Pipeline
 from pipeline.classify import (
     LABELS,
     MULTI_MODEL_NAME,
+    MULTI_SERIES,
+    TRANSLATION_WEIGHT,
     TRUSTED_TYPES,
     VOLATILE_CARD_KEYS,
     Classifier,
@@ -28,6 +30,7 @@ from pipeline.classify import (
     load_model,
     load_router,
     load_training_data,
+    model_version,
     train,
     train_multilingual,
 )
@@ -352,7 +355,7 @@ def trained_multi(tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("multi")
     data = root / "seeds" / "languages"
     data.mkdir(parents=True)
-    for path in sorted((SEEDS / "languages").glob("*.labels.jsonl")):
+    for path in sorted((SEEDS / "languages").glob("news_*.labels.jsonl")):  # native only
         lines = path.read_text(encoding="utf-8").splitlines()
         (data / path.name).write_text("\n".join(lines[::6]) + "\n", encoding="utf-8")
     translations = [  # rows marked as translations train the model but are never scored
@@ -384,6 +387,17 @@ def test_train_multilingual_writes_a_card_with_cv_per_language(trained_multi):
     assert card["model"]["languages"] == ["ru", "uk", "be", "pl"]
     loaded = load_model(models, MULTI_MODEL_NAME)
     assert loaded.version == card["version"] and loaded.explain(RU_STRIKE) == []
+
+
+def test_translation_weights_enter_the_fit_and_the_version():
+    rows = [
+        ("Войска отведены от границы.", "deescalation"),
+        ("Армия обстреляла город.", "escalation"),
+    ]
+    multi = build_pipeline(family="multi")
+    plain = model_version(rows, multi, MULTI_SERIES)
+    assert model_version(rows, multi, MULTI_SERIES, [1.0, 1.0]) == plain
+    assert model_version(rows, multi, MULTI_SERIES, [1.0, TRANSLATION_WEIGHT]) != plain
 
 
 def test_multilingual_rows_need_a_known_language(tmp_path: Path):
