@@ -36,14 +36,20 @@ def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds", family: str = 
         MULTI_MODEL_NAME,
         MULTI_SERIES,
         build_pipeline,
+        fit_weighted,
         load_training_data,
         model_version,
+        training_column,
+        translation_weights,
     )
 
     multi = family == "multi"
-    rows = load_training_data(seeds_dir / LANGUAGES_SUBDIR if multi else seeds_dir)
+    data_dir = seeds_dir / LANGUAGES_SUBDIR if multi else seeds_dir
+    rows = load_training_data(data_dir)
+    # As train_multilingual fits: translations weigh less (the English data has none).
+    weights = translation_weights([bool(t) for t in training_column(data_dir, "translated_from")])
     pipeline = build_pipeline(random_state=0, family=family)
-    version = model_version(rows, pipeline, MULTI_SERIES if multi else MODEL_SERIES)
+    version = model_version(rows, pipeline, MULTI_SERIES if multi else MODEL_SERIES, weights)
     name = f"{MULTI_MODEL_NAME if multi else MODEL_NAME}-{version}.skops"
     code = hashlib.sha256(
         b"".join(
@@ -53,7 +59,7 @@ def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds", family: str = 
     cached = CACHE / f"sklearn-{sklearn.__version__}-{code}" / name
     models_dir.mkdir(parents=True, exist_ok=True)
     if not cached.is_file():
-        pipeline.fit([text for text, _ in rows], [label for _, label in rows])
+        fit_weighted(pipeline, [text for text, _ in rows], [label for _, label in rows], weights)
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_name(f"{name}.{uuid.uuid4().hex}.partial")
         sio.dump(pipeline, partial)

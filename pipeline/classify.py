@@ -351,7 +351,7 @@ def cross_validate(
     per_fold, pred = [], np.empty(len(y), dtype=object)
     for train_idx, test_idx in skf.split(texts, y, groups):
         model = build_pipeline(random_state=seed, family=family)
-        _fit(
+        fit_weighted(
             model,
             [texts[i] for i in train_idx] + extra_texts,
             [*y[train_idx], *extra_y],
@@ -395,7 +395,12 @@ def cross_validate(
     return out
 
 
-def _fit(model: Pipeline, texts: list[str], y: list[str], weights: list[float]) -> None:
+def translation_weights(translated: Sequence[bool]) -> list[float]:
+    """The fit weight of each training row: ``TRANSLATION_WEIGHT`` for a translation."""
+    return [TRANSLATION_WEIGHT if is_translation else 1.0 for is_translation in translated]
+
+
+def fit_weighted(model: Pipeline, texts: list[str], y: list[str], weights: list[float]) -> None:
     """Fit ``model``; per-row weights reach the regression only when some row differs
     from 1, so an unweighted fit stays exactly the plain ``fit``."""
     if all(w == 1.0 for w in weights):
@@ -653,7 +658,7 @@ def train_multilingual(
         )
     pipeline = build_pipeline(random_state=0, family="multi")
     translated = [bool(t) for t in training_column(data_dir, "translated_from")]
-    weights = [TRANSLATION_WEIGHT if is_translation else 1.0 for is_translation in translated]
+    weights = translation_weights(translated)
     version = model_version(rows, pipeline, MULTI_SERIES, weights)
     native = [i for i, is_translation in enumerate(translated) if not is_translation]
     sources = training_sources(data_dir)
@@ -667,7 +672,7 @@ def train_multilingual(
         ],
         train_only_weight=TRANSLATION_WEIGHT,
     )
-    _fit(pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights)
+    fit_weighted(pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights)
     card = ModelCard(
         name=name,
         version=version,
