@@ -64,6 +64,11 @@ CV_SEED = 0
 # less weight on them (1.0 / 0.5 / 0.3: 0.761 / 0.772 / 0.775 with character n-grams;
 # dev/README.md, round 6).
 TRANSLATION_WEIGHT = 0.3
+CALIBRATION_NOTE = (
+    "Probabilities are those of a class-balanced logistic regression, not recalibrated: "
+    "temperature scaling fitted on cross-validated probabilities was tried and not kept "
+    "(dev/README.md). The test-set section gives their calibration error."
+)
 DEFAULT_DEVSET_REFS = Path(__file__).resolve().parents[1] / "dev" / "devset_refs.jsonl"
 
 # Types a model file may contain beyond skops' defaults. Reviewed: our transformer plus the
@@ -633,8 +638,7 @@ def train(
         dev_set=dev,
         libraries=_library_versions(),
         notes=[
-            "Probabilities are from a class-balanced logistic regression; treat them as "
-            "scores, not calibrated frequencies.",
+            CALIBRATION_NOTE,
             "English only: Russian, Ukrainian, Belarusian and Polish sentences go to the "
             f"{MULTI_MODEL_NAME} model (pipeline.classify.Router).",
         ],
@@ -710,8 +714,7 @@ def train_multilingual(
         dev_set={"status": "skipped", "reason": "no dev set in these languages"},
         libraries=_library_versions(),
         notes=[
-            "Probabilities are from a class-balanced logistic regression; treat them as "
-            "scores, not calibrated frequencies.",
+            CALIBRATION_NOTE,
             "Cross-validation is grouped by page: no page has sentences on both sides.",
             "Explanations (cues) are English-only; this model has none.",
         ],
@@ -848,6 +851,7 @@ def _test_set_lines(test: dict[str, Any], cv: dict[str, Any], dev: dict[str, Any
         ],
         f"| dev set (tuned on) | {dev.get('n', '-')} | {dev.get('macro_f1', '-')} |",
         f"| cross-validation on the training files | {cv['n']} | {cv['macro_f1']} |",
+        *_calibration_lines("English test set", english),
         "",
         "English test set, per class:",
         "",
@@ -873,8 +877,24 @@ def _language_test_lines(test: dict[str, Any], cv: dict[str, Any]) -> list[str]:
         rows.append(f"| {language} | {result['n']} | **{interval(result)}** | {cv_f1} |")
     rows.append(f"| all four | {test['all']['n']} | {interval(test['all'])} | {cv['macro_f1']} |")
     for language, result in test["by_language"].items():
+        rows += _calibration_lines(f"Test set, {language}", result)
+    for language, result in test["by_language"].items():
         rows += ["", f"Test set, {language}, per class:", "", *_score_table(result)]
     return rows
+
+
+def _calibration_lines(what: str, result: dict[str, Any]) -> list[str]:
+    """One sentence on calibration (see :func:`pipeline.evaluation.calibration`), if scored."""
+    cal = result.get("calibration")
+    if not cal:
+        return []
+    return [
+        "",
+        f"{what}, calibration: expected calibration error {cal['ece']} (mean top "
+        f"probability {cal['mean_confidence']} against accuracy {cal['accuracy']}); summed "
+        f"p_escalation {cal['escalation_expected']} against {cal['escalation_observed']} "
+        "escalation sentences.",
+    ]
 
 
 def _score_table(result: dict[str, Any]) -> list[str]:

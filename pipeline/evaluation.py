@@ -7,7 +7,8 @@ is scored only when ``shared_dir`` is given.
 
 A release is scored once (``scripts/evaluate_release.py``): macro-F1 with a 95%
 bootstrap interval on the whole set and on a class-balanced draw, per class, per source
-family and per language. Nobody reads the test set's errors.
+family and per language, and how well its probabilities are calibrated
+(:func:`calibration`). Nobody reads the test set's errors.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipeline.language import MULTI_LANGUAGES
 
 DEV_DIR = Path(__file__).resolve().parents[1] / "dev"
 BOOTSTRAP_RESAMPLES = 2000
+CALIBRATION_BINS = 10
 
 
 class TestItem(NamedTuple):
@@ -85,20 +87,60 @@ def balanced_indices(labels: Sequence[str], seed: int = 0) -> list[int]:
     return sorted(int(i) for ids in by_class.values() for i in rng.choice(ids, n, replace=False))
 
 
-def _scored(y_true: list[str], y_pred: list[str]) -> dict[str, Any]:
+def calibration(
+    y_true: Sequence[str], proba: np.ndarray, bins: int = CALIBRATION_BINS
+) -> dict[str, float]:
+    """Whether the probabilities mean what they say, for ``proba`` in :data:`LABELS` order.
+
+    ``ece``: expected calibration error of the top probability (``bins`` equal-width
+    bins, each weighed by its share of sentences), beside the mean top probability and the
+    accuracy it should match. ``escalation_expected`` is the summed ``p_escalation``, the
+    figure daily signals add up, beside ``escalation_observed``, the true count.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    truth = np.asarray([LABELS.index(label) for label in y_true])
+    if len(truth) == 0:
+        return {}
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == truth
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    ece = sum(
+        (which == b).mean() * abs(confidence[which == b].mean() - correct[which == b].mean())
+        for b in range(bins)
+        if (which == b).any()
+    )
+    return {
+        "ece": round(float(ece), 4),
+        "mean_confidence": round(float(confidence.mean()), 4),
+        "accuracy": round(float(correct.mean()), 4),
+        "escalation_expected": round(float(proba[:, 0].sum()), 1),
+        "escalation_observed": int((truth == 0).sum()),
+    }
+
+
+def _scored(
+    y_true: list[str], y_pred: list[str], proba: np.ndarray | None = None
+) -> dict[str, Any]:
     result = scores(y_true, y_pred)
     if len(set(y_true)) > 1:
         result["macro_f1_95ci"] = list(macro_f1_interval(y_true, y_pred))
+    if proba is not None:
+        result["calibration"] = calibration(y_true, proba)
     return result
+
+
+def _labels_of(proba: np.ndarray) -> list[str]:
+    return [LABELS[i] for i in proba.argmax(axis=1).tolist()] if len(proba) else []
 
 
 def score_release(classifier: Classifier, items: Sequence[TestItem]) -> dict[str, Any]:
     """The test-set section of a model card."""
-    preds = [p.label for p in classifier.predict([item.text for item in items])]
+    proba = classifier.predict_proba([item.text for item in items])
+    preds = _labels_of(proba)
     truth = [item.label for item in items]
 
     def subset(keep: Sequence[int]) -> dict[str, Any]:
-        return _scored([truth[i] for i in keep], [preds[i] for i in keep])
+        return _scored([truth[i] for i in keep], [preds[i] for i in keep], proba[list(keep)])
 
     english = [i for i, item in enumerate(items) if item.language == "en"]
     balanced = [english[i] for i in balanced_indices([truth[i] for i in english])]
@@ -118,17 +160,20 @@ def score_release(classifier: Classifier, items: Sequence[TestItem]) -> dict[str
 def score_languages(classifier: Classifier, items: Sequence[TestItem]) -> dict[str, Any]:
     """The test-set section of the multilingual model's card: each of its languages."""
     mine = [item for item in items if item.language in MULTI_LANGUAGES]
-    preds = [p.label for p in classifier.predict([item.text for item in mine])]
+    proba = classifier.predict_proba([item.text for item in mine])
+    preds = _labels_of(proba)
     truth = [item.label for item in mine]
+
+    def subset(language: str) -> dict[str, Any]:
+        keep = [i for i, item in enumerate(mine) if item.language == language]
+        return _scored([truth[i] for i in keep], [preds[i] for i in keep], proba[keep])
+
     return {
         "status": "scored",
         "model_version": classifier.version,
-        "all": _scored(truth, preds),
+        "all": _scored(truth, preds, proba),
         "by_language": {
-            language: _scored(
-                [t for t, item in zip(truth, mine, strict=True) if item.language == language],
-                [p for p, item in zip(preds, mine, strict=True) if item.language == language],
-            )
+            language: subset(language)
             for language in MULTI_LANGUAGES
             if any(item.language == language for item in mine)
         },

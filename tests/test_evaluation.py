@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+
 from pipeline.classify import LABELS
-from pipeline.evaluation import balanced_indices, load_testset, macro_f1_interval
+from pipeline.evaluation import balanced_indices, calibration, load_testset, macro_f1_interval
 
 
 def test_the_test_set_is_large_enough_per_class_and_language(shared_dir) -> None:
@@ -87,6 +89,19 @@ def test_language_scores_go_per_language_into_the_card() -> None:
     )
     markdown = _card_markdown(card)
     assert "| ru | 3 |" in markdown and "| pl | 3 |" in markdown
+    assert result["by_language"]["ru"]["calibration"]["escalation_observed"] == 1
+    assert "Test set, ru, calibration: expected calibration error" in markdown
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy() -> None:
+    """Top probability 0.75 right three times in four: calibrated; claimed 1.0, it is not."""
+    truth = ["escalation", "escalation", "escalation", "neutral"]
+    sure_of_escalation = np.tile([0.75, 0.05, 0.20], (4, 1))
+    cal = calibration(truth, sure_of_escalation)
+    assert cal["ece"] == 0 and cal["accuracy"] == 0.75 and cal["mean_confidence"] == 0.75
+    assert cal["escalation_expected"] == 3.0 and cal["escalation_observed"] == 3
+    overconfident = calibration(truth, np.tile([1.0, 0.0, 0.0], (4, 1)))
+    assert overconfident["ece"] == 0.25
 
 
 def score_like(result: dict) -> dict:
