@@ -104,11 +104,9 @@ def calibration(
     confidence = proba.max(axis=1)
     correct = proba.argmax(axis=1) == truth
     which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    ece = sum(
-        (which == b).mean() * abs(confidence[which == b].mean() - correct[which == b].mean())
-        for b in range(bins)
-        if (which == b).any()
-    )
+    # sum over bins of share * |mean confidence - accuracy| = sum |bin sums| / n
+    gap = np.bincount(which, confidence, bins) - np.bincount(which, correct, bins)
+    ece = np.abs(gap).sum() / len(truth)
     return {
         "ece": round(float(ece), 4),
         "mean_confidence": round(float(confidence.mean()), 4),
@@ -129,14 +127,18 @@ def _scored(
     return result
 
 
-def _labels_of(proba: np.ndarray) -> list[str]:
-    return [LABELS[i] for i in proba.argmax(axis=1).tolist()] if len(proba) else []
+def _predict(classifier: Classifier, texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """Labels and probabilities (:data:`LABELS` order), both from ``classifier.predict``."""
+    predictions = classifier.predict(texts)
+    proba = np.asarray(
+        [(p.p_escalation, p.p_deescalation, p.p_neutral) for p in predictions], dtype=np.float64
+    ).reshape(-1, len(LABELS))
+    return [p.label for p in predictions], proba
 
 
 def score_release(classifier: Classifier, items: Sequence[TestItem]) -> dict[str, Any]:
     """The test-set section of a model card."""
-    proba = classifier.predict_proba([item.text for item in items])
-    preds = _labels_of(proba)
+    preds, proba = _predict(classifier, [item.text for item in items])
     truth = [item.label for item in items]
 
     def subset(keep: Sequence[int]) -> dict[str, Any]:
@@ -160,8 +162,7 @@ def score_release(classifier: Classifier, items: Sequence[TestItem]) -> dict[str
 def score_languages(classifier: Classifier, items: Sequence[TestItem]) -> dict[str, Any]:
     """The test-set section of the multilingual model's card: each of its languages."""
     mine = [item for item in items if item.language in MULTI_LANGUAGES]
-    proba = classifier.predict_proba([item.text for item in mine])
-    preds = _labels_of(proba)
+    preds, proba = _predict(classifier, [item.text for item in mine])
     truth = [item.label for item in mine]
 
     def subset(language: str) -> dict[str, Any]:

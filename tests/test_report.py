@@ -300,9 +300,7 @@ def test_each_model_has_its_quality_shares_and_drift_and_evidence_its_language(
     assert list(by_language) == ["ru", "uk", "be", "pl"]
     assert by_language["uk"].macro_f1 == pytest.approx(card["by_language"]["uk"]["macro_f1"])
     assert by_language["ru"].macro_f1_ci == tuple(card["by_language"]["ru"]["macro_f1_95ci"])
-    be_classes = card["by_language"]["be"]["per_class"]
-    assert by_language["be"].n == 134
-    assert by_language["be"].weakest_class == min(be_classes, key=lambda c: be_classes[c]["f1"])
+    assert by_language["be"].n == 134 and by_language["be"].weakest_class == "escalation"
     [russian] = multi.shares_by_language
     assert (russian.language, russian.sentences_today, russian.sentences_baseline) == ("ru", 2, 6)
     assert russian.share_today == {"escalation": 50.0, "deescalation": 0.0, "neutral": 50.0}
