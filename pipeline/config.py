@@ -94,7 +94,10 @@ class Settings(BaseSettings):
     )
 
     # Classification
-    classify_batch_size: int = 4096
+    classify_batch_size: int = Field(default=4096, gt=0)
+    # Processes the split and classify stages compute in (0: the usable CPUs, at most 4;
+    # 1: none besides the run's own). See pipeline/parallel.py.
+    workers: int = Field(default=0, ge=0)
 
     # Detection and alerts
     alert_method: Literal["ears-c2", "ears-c3"] = "ears-c2"

@@ -233,9 +233,13 @@ def _article_days(ctx: RunContext) -> dict[str, Any]:
 
 
 def _split(ctx: RunContext) -> dict[str, int]:
+    from pipeline.parallel import worker_count
     from pipeline.sentences import split_new_articles
 
-    return split_new_articles(ctx.engine, progress=ctx.progress, **_article_days(ctx))
+    workers = worker_count(ctx.settings.workers)
+    return split_new_articles(
+        ctx.engine, progress=ctx.progress, workers=workers, **_article_days(ctx)
+    )
 
 
 def _classify(ctx: RunContext) -> dict[str, int]:

@@ -114,14 +114,16 @@ def classify_sentences(
     multilingual one, each the active model of ``settings.model_dirs`` (the data folder's
     newest that loads, else the shipped one). With ``rescore``, score every such sentence
     the current models have not scored, also those an older model scored (the old
-    predictions stay, keyed by version). On PostgreSQL the next batch is read and the last
-    one written while this one is scored (see :func:`pipeline.store.run_batches`); each
-    batch is its own transaction.
+    predictions stay, keyed by version). Batches are scored in ``settings.workers`` processes
+    (:func:`pipeline.parallel.worker_count`) while this one reads and writes, or, with one,
+    on PostgreSQL the next batch is read and the last one written while this one is scored
+    (see :func:`pipeline.store.run_batches`); each batch is its own transaction.
     """
     if classifier is None and not rescore and not has_unscored(engine, since, until):
         return {"sentences_scored": 0}  # a rerun: load no model, import no scikit-learn
 
     from pipeline.classify import Router, load_router
+    from pipeline.parallel import worker_count
     from pipeline.store import insert_columns, run_batches, session_scope
     from pipeline.tables import Prediction
 
@@ -145,9 +147,9 @@ def classify_sentences(
 
     if progress is not None:
         progress.start(f"classify ({', '.join(router.versions)})", None)
-    written = run_batches(
-        engine, read, partial(prediction_columns, router), write, progress=progress
-    )
+    work = partial(prediction_columns, router)
+    workers = worker_count(getattr(settings, "workers", 0))
+    written = run_batches(engine, read, work, write, progress=progress, workers=workers)
     return {"sentences_scored": sum(written)}
 
 

@@ -81,14 +81,22 @@ def count_unsplit(session, since: dt.date | None = None, until: dt.date | None =
 
 @collector_paused()  # millions of short-lived rows, no cycles among them
 def split_new_articles(
-    engine: Engine, *, progress=None, since: dt.date | None = None, until: dt.date | None = None
+    engine: Engine,
+    *,
+    progress=None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    workers: int = 1,
+    batch_size: int = ARTICLE_BATCH,
 ) -> dict[str, int]:
     """Split every article that has no sentences yet and tag countries; returns counts.
 
     ``since``/``until`` limit it to the articles published on those days (a rebuild).
 
-    On PostgreSQL the next batch is read and the last one written while this one is split
-    (see :func:`pipeline.store.run_batches`); each batch is its own transaction.
+    Batches of ``batch_size`` articles are split in ``workers`` processes while this one
+    reads and writes, or, with one worker, on PostgreSQL the next batch is read and the last
+    one written while this one is split (see :func:`pipeline.store.run_batches`); each batch
+    is its own transaction.
     """
     from pipeline.geo import load_gazetteer
 
@@ -100,7 +108,7 @@ def split_new_articles(
 
     def read(after_id: int) -> list[tuple[int, str, str | None]]:
         with session_scope(engine) as session:
-            return _unsplit_articles(session, after_id, ARTICLE_BATCH, since, until)
+            return _unsplit_articles(session, after_id, batch_size, since, until)
 
     def write(per_article: dict[int, list[dict[str, Any]]]) -> tuple[int, int]:
         rows = [row for article_rows in per_article.values() for row in article_rows]
@@ -115,7 +123,7 @@ def split_new_articles(
     def split(batch: Any) -> dict[int, list[dict[str, Any]]]:
         return {aid: sentence_rows(aid, text, gazetteer, language) for aid, text, language in batch}
 
-    written = run_batches(engine, read, split, write, progress=progress)
+    written = run_batches(engine, read, split, write, progress=progress, workers=workers)
     return {
         "articles_split": sum(articles for articles, _ in written),
         "sentences_new": sum(stored for _, stored in written),

@@ -642,21 +642,60 @@ def run_batches(
     write: Callable[[Any], Any],
     *,
     progress: Any = None,
+    workers: int = 1,
 ) -> list[Any]:
     """Read, work on and write batches until ``read`` returns an empty one; ``write``'s
     results, in order.
 
     ``read(after_id)`` returns the next batch of rows whose first field is an id, in id
-    order (the first call gets 0); ``work(batch)`` computes what ``write`` stores. Reading
-    the next batch and writing the last one run :func:`beside_compute` the work. Each
-    write is its own transaction, so what was written before an error stays; at most one
-    write is in flight. An error in a write surfaces at the latest with the next batch's,
-    and one that coincides with another error is noted on it. ``progress.advance(n)``, if
-    given, hears of each batch once its work is done.
+    order (the first call gets 0); ``work(batch)`` computes what ``write`` stores. Each
+    write is its own transaction, so what was written before an error stays.
+    ``progress.advance(n)``, if given, hears of each batch once its work is done.
+
+    With ``workers`` > 1 and more than one batch, the first batch is worked here (loading
+    whatever ``work`` loads lazily), then ``work`` runs in that many forked processes
+    (:mod:`pipeline.parallel`), a few batches ahead, while this process reads and writes in
+    batch order. Otherwise reading the next batch and writing the last one run
+    :func:`beside_compute` the work, at most one write in flight; an error in a write
+    surfaces at the latest with the next batch's, and one that coincides with another error
+    is noted on it.
     """
+    if workers <= 1:
+        return _batches_here(engine, read, work, write, progress)
+    first = read(0)
+    if not first:
+        return []
+    results = [write(work(first))]
+    _advanced(progress, len(first))
+    after = first[-1][0]
+    upcoming = read(after)
+    if not upcoming:
+        return results
+    from pipeline.parallel import forked_pool
+
+    with forked_pool(work, workers) as pool:
+        if pool is not None:
+            return results + _batches_in_pool(pool, read, write, upcoming, workers + 1, progress)
+    return results + _batches_here(engine, read, work, write, progress, after=after)
+
+
+def _advanced(progress: Any, n: int) -> None:
+    if progress is not None:
+        progress.advance(n)
+
+
+def _batches_here(
+    engine: Engine,
+    read: Callable[[int], Sequence[Any]],
+    work: Callable[[Sequence[Any]], Any],
+    write: Callable[[Any], Any],
+    progress: Any,
+    after: int = 0,
+) -> list[Any]:
+    """:func:`run_batches` computing in this process, from the batch after ``after``."""
     results: list[Any] = []
     with beside_compute(engine) as io:
-        upcoming, written = io.submit(read, 0), None
+        upcoming, written = io.submit(read, after), None
         try:
             while batch := upcoming.result():
                 upcoming = io.submit(read, batch[-1][0])
@@ -665,8 +704,7 @@ def run_batches(
                     pending, written = written, None
                     results.append(pending.result())
                 written = io.submit(write, done)
-                if progress is not None:
-                    progress.advance(len(batch))
+                _advanced(progress, len(batch))
             if written is not None:
                 pending, written = written, None
                 results.append(pending.result())
@@ -676,6 +714,38 @@ def run_batches(
             if failed is not None:
                 exc.add_note(f"an earlier batch's write failed too: {first_line(failed)}")
             raise
+    return results
+
+
+def _batches_in_pool(
+    pool: Any,
+    read: Callable[[int], Sequence[Any]],
+    write: Callable[[Any], Any],
+    batch: Sequence[Any],
+    depth: int,
+    progress: Any,
+) -> list[Any]:
+    """:func:`run_batches` with the work in ``pool``'s processes, ``depth`` batches in
+    flight, from ``batch`` on; results are written here in batch order."""
+    from collections import deque
+
+    from pipeline.parallel import submit_work
+
+    results: list[Any] = []
+    in_flight: deque[tuple[Future, int]] = deque()
+    try:
+        while batch or in_flight:
+            while batch and len(in_flight) < depth:
+                in_flight.append((submit_work(pool, batch), len(batch)))
+                batch = read(batch[-1][0])
+            future, size = in_flight.popleft()
+            done = future.result()
+            _advanced(progress, size)
+            results.append(write(done))
+    except BaseException:
+        for future, _ in in_flight:
+            future.cancel()
+        raise
     return results
 
 

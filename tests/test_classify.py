@@ -507,6 +507,30 @@ def test_classify_stage_scores_english_sentences_once(engine, trained) -> None:
     assert all(p.cues == [] for _, p in rows)  # computed for alert evidence only
 
 
+def test_classify_stage_in_worker_processes_stores_what_the_model_gives_here(
+    engine, trained
+) -> None:
+    from sqlalchemy import select
+
+    from pipeline.classify import classify_sentences
+    from pipeline.config import Settings
+    from pipeline.store import session_scope
+    from pipeline.tables import Prediction, Sentence
+
+    _store_with_articles(engine)
+    settings = Settings(models_dir=trained[1], classify_batch_size=1, workers=2)
+    classifier = load_model(trained[1])
+    assert classify_sentences(engine, settings, classifier=classifier)["sentences_scored"] == 3
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(Sentence.text, Prediction.label, Prediction.p_escalation)
+            .join(Prediction)
+            .order_by(Sentence.idx)
+        ).all()
+    here = classifier.predict([text for text, _, _ in rows])
+    assert [(label, p) for _, label, p in rows] == [(h.label, h.p_escalation) for h in here]
+
+
 def test_new_model_rescores_only_when_asked(engine, trained, tmp_path) -> None:
     from sqlalchemy import func, select
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 from sqlalchemy import insert, inspect, select, text
@@ -333,7 +334,9 @@ def test_insert_columns_takes_arrays_and_refuses_all_shared_values(engine) -> No
             store.insert_columns(session, Prediction, {"sentence_id": 1, "label": "x"})
 
 
-def _feed_batches(engine, names: list[str], *, fail_write: int = -1, fail_work: int = -1):
+def _feed_batches(
+    engine, names: list[str], *, fail_write: int = -1, fail_work: int = -1, workers: int = 1
+):
     """store.run_batches over feed names: batch k is [(k + 1, name)], written as a feed."""
 
     def read(after: int) -> list[tuple[int, str]]:
@@ -350,7 +353,12 @@ def _feed_batches(engine, names: list[str], *, fail_write: int = -1, fail_work: 
         with store.session_scope(engine) as session:
             return store.insert_ignore(session, Feed, [_feed(item[1])], returning=None)
 
-    return store.run_batches(engine, read, work, write)
+    return store.run_batches(engine, read, work, write, workers=workers)
+
+
+def _feed_names(engine) -> set[str]:
+    with store.session_scope(engine) as session:
+        return set(session.execute(select(Feed.name)).scalars())
 
 
 def test_run_batches_writes_every_batch_in_order(engine) -> None:
@@ -370,6 +378,27 @@ def test_run_batches_notes_a_failed_write_behind_another_error(engine) -> None:
     with pytest.raises(ValueError, match="work failed at 3") as caught:
         _feed_batches(engine, ["a", "b", "c", "d"], fail_write=2, fail_work=3)
     assert any("write failed at 2" in note for note in caught.value.__notes__)
+
+
+def test_run_batches_in_worker_processes_writes_every_batch_in_order(engine) -> None:
+    names = [f"feed-{n}" for n in range(7)]
+    assert _feed_batches(engine, names, workers=2) == [1] * 7
+    assert _feed_names(engine) == set(names)
+
+
+def test_run_batches_works_the_first_batch_here_and_the_rest_in_workers(engine) -> None:
+    def read(after: int) -> list[tuple[int]]:
+        return [(after + 1,)] if after < 5 else []
+
+    pids = store.run_batches(engine, read, lambda batch: os.getpid(), lambda pid: pid, workers=2)
+    assert pids[0] == os.getpid()  # what the work loads lazily is loaded before the fork
+    assert len(pids) == 5 and os.getpid() not in pids[1:]
+
+
+def test_run_batches_in_workers_raises_a_work_error_and_keeps_earlier_writes(engine) -> None:
+    with pytest.raises(ValueError, match="work failed at 3"):
+        _feed_batches(engine, ["a", "b", "c", "d", "e"], fail_work=3, workers=2)
+    assert _feed_names(engine) == {"a", "b"}  # written in order: nothing after the failure
 
 
 def test_migrations_match_the_orm_models(db_url: str) -> None:

@@ -1,0 +1,104 @@
+"""Worker processes for the computing half of the sentence stages (split, classify).
+
+Splitting, country tagging, language detection and the models' ``predict_proba`` are pure
+Python or single-threaded NumPy: in one process they use one core. On Linux the stages
+fork a few worker processes once the job is bigger than one batch. Forked workers inherit
+what the parent has loaded (the models, the gazetteer, the language detector, the
+compiled cue lexicon), so only the batches and their results cross between processes, and
+the parent, free of computing, reads and writes the store meanwhile. Results are written
+in batch order, so a run with workers stores exactly what a run without them stores.
+
+``ESCMON_WORKERS`` sets the number (0, the default: the CPUs this process may use, at most
+:data:`MAX_AUTO_WORKERS`; 1: no worker process). Where no process can be forked (no
+``fork`` start method, or a daemonic process, which may not have children) the stages
+compute in their own process.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_AUTO_WORKERS = 4
+
+# The work function of this worker process: set by the pool's initializer, which a forked
+# worker receives as an object (not pickled), so closures over loaded models are fine.
+_work: Callable[[Any], Any] | None = None
+
+
+def can_fork() -> bool:
+    """Whether worker processes can be forked here: Linux, and not a daemonic process."""
+    return (
+        sys.platform.startswith("linux")
+        and "fork" in multiprocessing.get_all_start_methods()
+        and not multiprocessing.current_process().daemon
+    )
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(setting: int = 0) -> int:
+    """Processes to compute in: ``setting`` if it is positive, else the usable CPUs (at most
+    :data:`MAX_AUTO_WORKERS`); 1 wherever :func:`can_fork` says no."""
+    if not can_fork():
+        return 1
+    if setting > 0:
+        return setting
+    return max(1, min(usable_cpus(), MAX_AUTO_WORKERS))
+
+
+def _install(work: Callable[[Any], Any]) -> None:
+    global _work
+    _work = work
+
+
+def _run(batch: Any) -> Any:
+    assert _work is not None, "worker process started without its work function"
+    return _work(batch)
+
+
+@contextmanager
+def forked_pool(work: Callable[[Any], Any], workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """``workers`` forked processes that each run ``work`` (submit :func:`submit_work`), or
+    None when they cannot start (the caller then computes in its own process).
+
+    Every worker is forked at once, before the pool's own threads start and before the
+    caller submits anything, so no other thread of this process holds a lock at the fork.
+    On exit, work not started is cancelled and the workers are joined.
+    """
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_install,
+        initargs=(work,),
+    )
+    try:
+        pool.submit(int).result()  # fork the workers now (the fork start method forks all)
+    except (AssertionError, OSError, BrokenProcessPool) as exc:
+        log.warning("could not start %d worker processes (%s); computing in one", workers, exc)
+        pool.shutdown(wait=True, cancel_futures=True)
+        yield None
+        return
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def submit_work(pool: ProcessPoolExecutor, batch: Any) -> Any:
+    """Run the pool's work function on ``batch`` in a worker; a future of its result."""
+    return pool.submit(_run, batch)
