@@ -40,14 +40,16 @@ class E2EResult:
         return self.sentences / self.seconds if self.seconds else 0.0
 
 
-def bench_settings(url: str, models_dir: Path, workdir: Path) -> Settings:
-    """Offline settings on ``url`` with the project's seeds and the bench's model."""
+def bench_settings(url: str, models_dir: Path, workdir: Path, workers: int = 0) -> Settings:
+    """Offline settings on ``url`` with the project's seeds and the bench's model;
+    ``workers`` as ``ESCMON_WORKERS`` (0: the default, the usable CPUs up to 4)."""
     return Settings(
         database_url=url,
         seeds_dir=REPO / "seeds",
         models_dir=models_dir,
         feeds_file=workdir / "feeds.toml",  # absent: no feed to fetch
         offline=True,
+        workers=workers,
     )
 
 

@@ -23,9 +23,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def peak_rss_mb() -> float:
-    """The process's peak resident set size so far, in MiB (``ru_maxrss``)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """The process's peak resident set size so far, in MiB (``ru_maxrss``); with
+    ``resource.RUSAGE_CHILDREN``, that of its largest finished child (a stage's worker)."""
+    peak = resource.getrusage(who).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
 
 

@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,9 +24,11 @@ from bench.e2e import E2EResult, bench_settings, run_e2e, run_rerun
 from bench.machine import machine, peak_rss_mb
 from bench.model import fit_model
 from bench.stores import load_articles, postgres_url, sqlite_url
+from pipeline.parallel import worker_count
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 POSTGRES_ENV = "ESCMON_TEST_POSTGRES_URL"
+ONE_PROCESS = "_one_process"  # key suffix of the SQLite run with ESCMON_WORKERS=1
 SPLIT_ARTICLES = 500  # pysbd needs ~3 s a pass over these
 STORE_ARTICLES = 3000
 SYNDICATED = 0.3
@@ -34,9 +37,11 @@ REQUIRED_KEYS = (
     "split_sentences_per_s",
     "classify_sentences_per_s",
     "classify_ratio_to_raw",
+    "classify_ratio_to_raw_one_process",
     "store_rows_per_s",
     "ingest_ratio_to_feedparser",
     "end_to_end_sentences_per_s",
+    "end_to_end_sentences_per_s_one_process",
     "end_to_end_sentences_per_s_postgres",
     "end_to_end_sentences_per_s_mixed",
     "mixed_10k_articles_minutes",
@@ -45,6 +50,7 @@ REQUIRED_KEYS = (
     "language_detection_sentences_per_s",
     "rerun_seconds",
     "peak_rss_mb",
+    "peak_rss_mb_worker",
     "articles",
     "machine",
 )
@@ -53,7 +59,8 @@ REQUIRED_KEYS = (
 TARGETS: dict[str, tuple[str, float]] = {
     "end_to_end_sentences_per_s": (">=", 10_000),
     "mixed_10k_articles_minutes": ("<=", 10.0),
-    "classify_ratio_to_raw": ("<=", 1.3),
+    # the stage's own overhead, so measured without worker processes (the reference is one)
+    "classify_ratio_to_raw_one_process": ("<=", 1.3),
     "ingest_ratio_to_feedparser": ("<=", 1.2),
     "rerun_seconds": ("<=", 2.0),
     "peak_rss_mb": ("<=", 1024),
@@ -108,6 +115,9 @@ def run(
         with bench.step("end to end (SQLite)"), sqlite_url(work, "e2e") as url:
             _e2e(bench, url, plain, work, "")
         bench.results["peak_rss_mb"] = peak_rss_mb()
+        bench.results["peak_rss_mb_worker"] = peak_rss_mb(resource.RUSAGE_CHILDREN)
+        with bench.step("end to end, one process (SQLite)"), sqlite_url(work, "one") as url:
+            _e2e(bench, url, plain, work, ONE_PROCESS, workers=1)
         with bench.step("end to end, mixed languages (SQLite)"), sqlite_url(work, "mixed") as url:
             _mixed(bench, url, articles, work)
         with bench.step("split"):
@@ -126,7 +136,9 @@ def run(
     bench.row(
         "peak RSS after the end-to-end run (corpus + model + daily job)",
         f"{bench.results['peak_rss_mb']:,.0f} MiB",
-        f"whole bench process: {bench.results['peak_rss_mb_process']:,.0f} MiB",
+        f"largest stage worker {bench.results['peak_rss_mb_worker']:,.0f} MiB (pages shared "
+        f"with the parent counted in both); whole bench process: "
+        f"{bench.results['peak_rss_mb_process']:,.0f} MiB",
     )
     bench.results["targets"] = _targets(bench.results)
     bench.results["notes"] = bench.notes
@@ -213,13 +225,20 @@ def _dedup(bench: Bench, articles: list[corpus.BenchArticle]) -> None:
 
 
 def _e2e(
-    bench: Bench, url: str, articles: list[corpus.BenchArticle], work: Path, suffix: str
+    bench: Bench,
+    url: str,
+    articles: list[corpus.BenchArticle],
+    work: Path,
+    suffix: str,
+    workers: int = 0,
 ) -> E2EResult:
+    """The daily job's sentence stages on ``url``, ``workers`` as ``ESCMON_WORKERS``."""
     loaded = load_articles(url, articles)
     bench.results[f"load_articles_per_s{suffix}"] = loaded["articles"] / loaded["seconds"]
-    settings = bench_settings(url, work / "models", work)
+    settings = bench_settings(url, work / "models", work, workers)
+    bench.results[f"workers{suffix}"] = worker_count(workers)
     result = run_e2e(settings)
-    backend = "PostgreSQL" if suffix else "SQLite"
+    backend = _backend(suffix, workers)
     if result.seconds:
         bench.results[f"end_to_end_sentences_per_s{suffix}"] = result.sentences_per_s
         bench.results[f"end_to_end_sentences{suffix}"] = result.sentences
@@ -242,7 +261,7 @@ def _e2e(
                 f"{done:,} sentences in {seconds:.2f} s",
             )
         if "classify" in result.stages:
-            _classify(bench, url, work, result, suffix)
+            _classify(bench, url, work, result, suffix, backend)
         run_rerun(settings, result)
     for message in result.notes:
         bench.note(f"{backend}: {message}")
@@ -257,7 +276,16 @@ def _e2e(
     return result
 
 
-def _classify(bench: Bench, url: str, work: Path, result: E2EResult, suffix: str) -> None:
+def _backend(suffix: str, workers: int) -> str:
+    """``SQLite, 2 worker processes``: the store and how the sentence stages computed."""
+    n = worker_count(workers)
+    store = "PostgreSQL" if suffix == "_postgres" else "SQLite"
+    return f"{store}, {n} worker processes" if n > 1 else f"{store}, one process"
+
+
+def _classify(
+    bench: Bench, url: str, work: Path, result: E2EResult, suffix: str, backend: str
+) -> None:
     """The classify stage against raw ``predict_proba`` on the sentences it scored."""
     texts = bench_classify.scored_texts(url)
     found = bench_classify.run(work / "models", texts)
@@ -266,7 +294,6 @@ def _classify(bench: Bench, url: str, work: Path, result: E2EResult, suffix: str
     bench.results[f"classify_sentences_per_s{suffix}"] = n / stage if stage else 0.0
     bench.results[f"classify_ratio_to_raw{suffix}"] = stage / found["raw_seconds"]
     bench.results[f"classify_raw_sentences_per_s{suffix}"] = found["raw_sentences_per_s"]
-    backend = "PostgreSQL" if suffix else "SQLite"
     bench.row(
         f"classify stage ({backend}, {n:,} sentences)",
         f"{n / stage:,.0f} sent/s",
