@@ -338,13 +338,16 @@ def cross_validate(
     languages: Sequence[str] | None = None,
     train_only: Sequence[tuple[str, str]] = (),
     train_only_weight: float = 1.0,
+    train_only_groups: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Stratified k-fold macro-F1 on the training rows (fixed seeds); with ``groups``
     (one page URL per row) no page has sentences on both sides of a fold; with
     ``languages`` (one per row) the pooled scores are also given per language.
-    ``train_only`` rows (translations) join every training fold, weighing
+    ``train_only`` rows (translations) join the training folds, weighing
     ``train_only_weight`` each, and are never scored: the figure stays one of real
-    sentences in their own language."""
+    sentences in their own language. With ``train_only_groups`` (their source pages) a
+    translation stays out of the fold that scores its own page: a Belarusian translation
+    of a Russian sentence would otherwise be nearly the sentence itself."""
     texts = [t for t, _ in rows]
     y = np.asarray([lab for _, lab in rows])
     skf: StratifiedKFold | StratifiedGroupKFold = (
@@ -352,9 +355,15 @@ def cross_validate(
         if groups is None
         else StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     )
-    extra_texts, extra_y = [t for t, _ in train_only], [lab for _, lab in train_only]
     per_fold, pred = [], np.empty(len(y), dtype=object)
     for train_idx, test_idx in skf.split(texts, y, groups):
+        held_out = {groups[i] for i in test_idx} if groups is not None else set()
+        extra = [
+            row
+            for j, row in enumerate(train_only)
+            if train_only_groups is None or train_only_groups[j] not in held_out
+        ]
+        extra_texts, extra_y = [t for t, _ in extra], [lab for _, lab in extra]
         model = build_pipeline(random_state=seed, family=family)
         fit_weighted(
             model,
@@ -665,16 +674,16 @@ def train_multilingual(
     weights = translation_weights(translated)
     version = model_version(rows, pipeline, MULTI_SERIES, weights)
     native = [i for i, is_translation in enumerate(translated) if not is_translation]
+    translations = [i for i, is_translation in enumerate(translated) if is_translation]
     sources = training_sources(data_dir)
     cv = cross_validate(
         [rows[i] for i in native],
         family="multi",
         groups=[sources[i] for i in native],
         languages=[languages[i] for i in native],
-        train_only=[
-            row for row, is_translation in zip(rows, translated, strict=True) if is_translation
-        ],
+        train_only=[rows[i] for i in translations],
         train_only_weight=TRANSLATION_WEIGHT,
+        train_only_groups=[sources[i] for i in translations],
     )
     fit_weighted(pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights)
     card = ModelCard(

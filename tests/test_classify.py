@@ -563,3 +563,27 @@ def test_vocabulary_that_an_array_would_change_stays_a_dict():
     words = CompactTfidfVectorizer()
     words.vocabulary_ = {"a": 0, "a\x00": 1}  # NumPy strings drop trailing NULs
     assert words.__getstate__()["vocabulary_"] == {"a": 0, "a\x00": 1}
+
+
+def test_cross_validation_keeps_a_translation_out_of_the_fold_of_its_own_page() -> None:
+    """Each page's sentences share a random word and a random label, so nothing carries
+    from page to page; a copy of every sentence filed as a translation of its page must not
+    let the model see the held-out page (which would make the scores near perfect)."""
+    import random
+
+    from pipeline.classify import cross_validate
+
+    rng = random.Random(0)
+    rows, pages = [], []
+    for page in range(90):
+        word = "".join(rng.choice("бвгджзклмнпрст") for _ in range(10))
+        label = LABELS[page % 3]
+        for n in range(2):
+            rows.append((f"{word} {n}", label))
+            pages.append(f"https://example.org/{page}")
+    leaky = cross_validate(rows, family="multi", groups=pages, train_only=rows)
+    kept_apart = cross_validate(
+        rows, family="multi", groups=pages, train_only=rows, train_only_groups=pages
+    )
+    assert leaky["macro_f1"] > 0.9
+    assert kept_apart["macro_f1"] < 0.6
