@@ -16,14 +16,16 @@ compute in their own process.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -55,15 +57,32 @@ def worker_count(setting: int = 0) -> int:
     """Processes to compute in: ``setting`` if it is positive, else the usable CPUs (at most
     :data:`MAX_AUTO_WORKERS`); 1 wherever :func:`can_fork` says no."""
     if not can_fork():
+        if setting != 1:
+            log.info("computing in one process: this one cannot fork workers (ESCMON_WORKERS)")
         return 1
     if setting > 0:
         return setting
     return max(1, min(usable_cpus(), MAX_AUTO_WORKERS))
 
 
-def _install(work: Callable[[Any], Any]) -> None:
+def _install(work: Callable[[Any], Any], parent: int) -> None:
+    """A worker's start: die with the parent, fresh standard streams, the work function."""
     global _work
+    _die_with(parent)
+    # Another thread of the parent (a progress bar's refresher) may have held a stream's
+    # lock at the fork; the inherited objects would then block this process's exit flush.
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (the process's own streams)
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     _work = work
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this worker when ``parent`` dies (a worker idle on its queue
+    would otherwise outlive a killed run and keep the store's run lock open)."""
+    with contextlib.suppress(OSError, AttributeError):  # no prctl: the check below remains
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _run(batch: Any) -> Any:
@@ -71,7 +90,7 @@ def _run(batch: Any) -> Any:
     return _work(batch)
 
 
-@contextmanager
+@contextlib.contextmanager
 def forked_pool(work: Callable[[Any], Any], workers: int) -> Iterator[ProcessPoolExecutor | None]:
     """``workers`` forked processes that each run ``work`` (submit :func:`submit_work`), or
     None when they cannot start (the caller then computes in its own process).
@@ -80,16 +99,20 @@ def forked_pool(work: Callable[[Any], Any], workers: int) -> Iterator[ProcessPoo
     caller submits anything, so no other thread of this process holds a lock at the fork.
     On exit, work not started is cancelled and the workers are joined.
     """
+    before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_install,
-        initargs=(work,),
+        initargs=(work, os.getpid()),
     )
     try:
         pool.submit(int).result()  # fork the workers now (the fork start method forks all)
     except (AssertionError, OSError, BrokenProcessPool) as exc:
         log.warning("could not start %d worker processes (%s); computing in one", workers, exc)
+        for child in set(multiprocessing.active_children()) - before:  # forked before it failed
+            child.kill()
+            child.join()
         pool.shutdown(wait=True, cancel_futures=True)
         yield None
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
+import signal
 
 from pipeline.parallel import (
     MAX_AUTO_WORKERS,
@@ -49,3 +51,32 @@ def test_forked_workers_run_a_closure_over_state_loaded_before_the_fork() -> Non
         results = [future.result(timeout=60) for future in futures]
     assert [values for _, values in results] == [[0, 1], [4, 9], [16, 25], [36, 49]]
     assert os.getpid() not in {pid for pid, _ in results}
+
+
+def _pool_then_wait(queue) -> None:
+    """A run that forks its workers, says who they are, and waits to be killed."""
+    with forked_pool(lambda batch: batch, 2) as pool:
+        assert pool is not None
+        queue.put([child.pid for child in multiprocessing.active_children()])
+        signal.pause()
+
+
+def test_workers_die_with_a_killed_run() -> None:
+    """An idle worker would otherwise outlive a run killed by SIGKILL (or the OOM killer)
+    and keep the store's run lock open."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    run = context.Process(target=_pool_then_wait, args=(queue,))
+    run.start()
+    workers = queue.get(timeout=60)
+    assert len(workers) == 2
+    handles = [os.pidfd_open(pid) for pid in workers]
+    try:
+        os.kill(run.pid, signal.SIGKILL)
+        run.join(timeout=60)
+        for handle in handles:  # a pidfd turns readable when its process has exited
+            readable, _, _ = select.select([handle], [], [], 60)
+            assert readable, "a worker outlived its run"
+    finally:
+        for handle in handles:
+            os.close(handle)

@@ -356,9 +356,10 @@ def _feed_batches(
     return store.run_batches(engine, read, work, write, workers=workers)
 
 
-def _feed_names(engine) -> set[str]:
+def _feed_names(engine) -> list[str]:
+    """The stored feeds' names in the order they were written."""
     with store.session_scope(engine) as session:
-        return set(session.execute(select(Feed.name)).scalars())
+        return list(session.execute(select(Feed.name).order_by(Feed.id)).scalars())
 
 
 def test_run_batches_writes_every_batch_in_order(engine) -> None:
@@ -383,7 +384,7 @@ def test_run_batches_notes_a_failed_write_behind_another_error(engine) -> None:
 def test_run_batches_in_worker_processes_writes_every_batch_in_order(engine) -> None:
     names = [f"feed-{n}" for n in range(7)]
     assert _feed_batches(engine, names, workers=2) == [1] * 7
-    assert _feed_names(engine) == set(names)
+    assert _feed_names(engine) == names
 
 
 def test_run_batches_works_the_first_batch_here_and_the_rest_in_workers(engine) -> None:
@@ -398,7 +399,7 @@ def test_run_batches_works_the_first_batch_here_and_the_rest_in_workers(engine) 
 def test_run_batches_in_workers_raises_a_work_error_and_keeps_earlier_writes(engine) -> None:
     with pytest.raises(ValueError, match="work failed at 3"):
         _feed_batches(engine, ["a", "b", "c", "d", "e"], fail_work=3, workers=2)
-    assert _feed_names(engine) == {"a", "b"}  # written in order: nothing after the failure
+    assert _feed_names(engine) == ["a", "b"]  # written in order: nothing after the failure
 
 
 def test_migrations_match_the_orm_models(db_url: str) -> None:
