@@ -236,9 +236,9 @@ def _e2e(
     loaded = load_articles(url, articles)
     bench.results[f"load_articles_per_s{suffix}"] = loaded["articles"] / loaded["seconds"]
     settings = bench_settings(url, work / "models", work, workers)
-    bench.results[f"workers{suffix}"] = worker_count(workers)
+    processes = bench.results[f"workers{suffix}"] = worker_count(workers)
     result = run_e2e(settings)
-    backend = _backend(suffix, workers)
+    backend = _backend(suffix, processes)
     if result.seconds:
         bench.results[f"end_to_end_sentences_per_s{suffix}"] = result.sentences_per_s
         bench.results[f"end_to_end_sentences{suffix}"] = result.sentences
@@ -276,11 +276,10 @@ def _e2e(
     return result
 
 
-def _backend(suffix: str, workers: int) -> str:
+def _backend(suffix: str, processes: int) -> str:
     """``SQLite, 2 worker processes``: the store and how the sentence stages computed."""
-    n = worker_count(workers)
     store = "PostgreSQL" if suffix == "_postgres" else "SQLite"
-    return f"{store}, {n} worker processes" if n > 1 else f"{store}, one process"
+    return f"{store}, {processes} worker processes" if processes > 1 else f"{store}, one process"
 
 
 def _classify(

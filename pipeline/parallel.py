@@ -96,8 +96,9 @@ def forked_pool(work: Callable[[Any], Any], workers: int) -> Iterator[ProcessPoo
     None when they cannot start (the caller then computes in its own process).
 
     Every worker is forked at once, before the pool's own threads start and before the
-    caller submits anything, so no other thread of this process holds a lock at the fork.
-    On exit, work not started is cancelled and the workers are joined.
+    caller submits anything; a thread of the caller's own (a progress bar's) may still run,
+    which is why a worker reopens its standard streams (:func:`_install`). On exit, work
+    not started is cancelled and the workers are joined.
     """
     before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(

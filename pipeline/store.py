@@ -733,19 +733,14 @@ def _batches_in_pool(
 
     results: list[Any] = []
     in_flight: deque[tuple[Future, int]] = deque()
-    try:
-        while batch or in_flight:
-            while batch and len(in_flight) < depth:
-                in_flight.append((submit_work(pool, batch), len(batch)))
-                batch = read(batch[-1][0])
-            future, size = in_flight.popleft()
-            done = future.result()
-            _advanced(progress, size)
-            results.append(write(done))
-    except BaseException:
-        for future, _ in in_flight:
-            future.cancel()
-        raise
+    while batch or in_flight:  # on an error, the pool's shutdown cancels what is queued
+        while batch and len(in_flight) < depth:
+            in_flight.append((submit_work(pool, batch), len(batch)))
+            batch = read(batch[-1][0])
+        future, size = in_flight.popleft()
+        done = future.result()
+        _advanced(progress, size)
+        results.append(write(done))
     return results
 
 
