@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -29,16 +30,25 @@ if TYPE_CHECKING:  # for annotations only: the CLI imports these inside its comm
 
 app = typer.Typer(
     name="escmon",
-    help="Escalation Monitor: watch a region's news for escalation and de-escalation.",
+    help="Escalation Monitor: watch a region's news for escalation and de-escalation.\n\n"
+    "Example: escmon run",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Create and migrate the store.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Create and migrate the store.\n\nExample: escmon db upgrade", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
-feeds_app = typer.Typer(help="Manage the feed registry (seeds/feeds.toml).", no_args_is_help=True)
+feeds_app = typer.Typer(
+    help="Manage the feed registry (seeds/feeds.toml, or the data folder's edited copy once "
+    "there is one).\n\nExample: escmon feeds list",
+    no_args_is_help=True,
+)
 app.add_typer(feeds_app, name="feeds")
-alerts_app = typer.Typer(help="List, inspect and send alerts.", no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="List, inspect and send alerts.\n\nExample: escmon alerts list", no_args_is_help=True
+)
 app.add_typer(alerts_app, name="alerts")
 
 
@@ -145,7 +155,7 @@ def _settings():
     from pipeline.config import _config_file, get_settings
 
     try:
-        return get_settings()
+        settings = get_settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -156,6 +166,36 @@ def _settings():
             f"settings file {_config_file()} (ESCMON_CONFIG) cannot be read: {exc}; "
             "fix its TOML or point ESCMON_CONFIG elsewhere"
         ) from exc
+    show_logs(settings.log_level)
+    return settings
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to ``sys.stderr`` as it is when a record comes (a progress bar or a test
+    runner may have replaced it since the handler was made)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # logging's contract: report a failed write, never raise
+            self.handleError(record)
+
+
+def show_logs(level: str) -> None:
+    """Print the library's log records of ``level`` and above on stderr (ESCMON_LOG_LEVEL).
+
+    One handler on the ``pipeline`` logger, added once; a later call only changes its
+    level. The logger's own level is only ever lowered, so records still reach any other
+    handler (a test's log capture) as before."""
+    logger = logging.getLogger("pipeline")
+    handler = next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+    handler.setLevel(level)
+    if logger.getEffectiveLevel() > handler.level:
+        logger.setLevel(handler.level)
 
 
 DEFAULT_FEEDS_FILE = Path("seeds/feeds.toml")  # as pipeline.config.Settings.feeds_file

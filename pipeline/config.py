@@ -122,7 +122,13 @@ class Settings(BaseSettings):
     # backfill or catch-up): it is marked `suppressed` instead.
     alert_max_age_days: int = Field(default=2, ge=0)
 
-    log_level: str = "INFO"
+    # The least severe log records the CLI shows on stderr (Airflow tasks log Airflow's way)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("alert_to", "alert_scopes", "alert_languages", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ except under ``CI=true``, where a missing PostgreSQL is a failure.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -100,6 +101,17 @@ def _data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     """Each test's own data folder (ESCMON_DATA_DIR): models a test promotes or a feed list
     it edits never land in the checkout's var/, nor reach another test."""
     monkeypatch.setenv("ESCMON_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(autouse=True)
+def _pipeline_logger() -> Iterator[None]:
+    """The CLI sets up the ``pipeline`` logger (ESCMON_LOG_LEVEL); each test starts from
+    the logger as it was, so no test sees another's handler or level."""
+    logger = logging.getLogger("pipeline")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
 
 
 @pytest.fixture(params=BACKENDS)

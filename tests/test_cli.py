@@ -35,6 +35,20 @@ def _command_id(value) -> str:
     return " ".join(value) if isinstance(value, tuple) else ""
 
 
+def _groups(group=None, prefix=()):
+    command = typer.main.get_command(app) if group is None else group
+    yield prefix, command
+    for name, sub in getattr(command, "commands", {}).items():
+        if getattr(sub, "commands", None):
+            yield from _groups(sub, (*prefix, name))
+
+
+@pytest.mark.parametrize(("path", "group"), list(_groups()), ids=_command_id)
+def test_every_group_help_has_an_example(path, group) -> None:
+    example = (group.help or "").partition("Example:")[2].strip()
+    assert example.startswith(" ".join(("escmon", *path))), f"escmon {path} lacks an example"
+
+
 @pytest.mark.parametrize(("path", "command"), list(_commands()), ids=_command_id)
 def test_every_command_help_has_an_example(path, command) -> None:
     example = (command.help or "").partition("Example:")[2].strip()
@@ -125,6 +139,35 @@ def test_db_upgrade_then_run_twice(tmp_path, monkeypatch, capsys) -> None:
     assert "articles_new=1" in first
     assert "articles_new" not in second  # zero counts are left out of the summary
     assert "sentences_new" not in second
+
+
+def test_log_level_shows_info_records(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+
+    monkeypatch.setenv("ESCMON_DATABASE_URL", f"sqlite:///{tmp_path / 'l.db'}")
+    monkeypatch.setenv("ESCMON_SEEDS_DIR", str(REPO / "seeds"))
+    monkeypatch.setenv("ESCMON_MODELS_DIR", str(REPO / "models"))
+    get_settings.cache_clear()
+    assert main(["db", "upgrade"]) == 0
+    backfill = ["run", "--from", "2024-08-01", "--to", "2024-08-02", "--stage", "ingest_feeds"]
+    assert main(backfill) == 0
+    assert "fetching skipped" not in capsys.readouterr().err  # default: WARNING and above
+
+    monkeypatch.setenv("ESCMON_LOG_LEVEL", "info")
+    get_settings.cache_clear()
+    assert main(backfill) == 0
+    assert "INFO: ingest_feeds: fetching skipped for 2024-08-01" in capsys.readouterr().err
+
+
+def test_bad_log_level_is_one_error_line(monkeypatch, capsys) -> None:
+    from pipeline.config import get_settings
+
+    monkeypatch.setenv("ESCMON_LOG_LEVEL", "loud")
+    get_settings.cache_clear()
+    assert main(["config"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("Error: invalid setting ESCMON_LOG_LEVEL")
+    assert "'DEBUG', 'INFO', 'WARNING' or 'ERROR'" in error
 
 
 def _write_counts(path, counts, totals=None) -> None:

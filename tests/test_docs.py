@@ -55,3 +55,23 @@ def test_readme_example_names_real_commands_and_options(doc: str, example: str, 
             assert name in known, f"{doc}: `escmon {example}`: {name} is not an option"
     assert main([*path, "--help"]) == 0
     assert "Example" in capsys.readouterr().out
+
+
+def _configuration_table() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(line for line in section.splitlines() if line.startswith("| `ESCMON_"))
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    """A setting the code reads is a row of README's configuration table (a row may name
+    several, e.g. `ESCMON_SMTP_HOST`, `_PORT`)."""
+    from pipeline.config import Settings
+
+    table = _configuration_table()
+    names = set(re.findall(r"`(ESCMON_[A-Z_]+)`", table))
+    for prefix, rest in re.findall(r"`(ESCMON_[A-Z]+)_[A-Z_]+`((?:, `_[A-Z_]+`)+)", table):
+        names |= {prefix + suffix for suffix in re.findall(r"`(_[A-Z_]+)`", rest)}
+    missing = [f"ESCMON_{field.upper()}" for field in Settings.model_fields]
+    missing = [name for name in missing if name not in names]
+    assert not missing, f"README's configuration table lacks {missing}"
