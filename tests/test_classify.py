@@ -21,6 +21,7 @@ from pipeline.classify import (
     VOLATILE_CARD_KEYS,
     Classifier,
     ModelNotFoundError,
+    NaiveBayesBlend,
     Router,
     TrainingDataError,
     UntrustedModelError,
@@ -80,8 +81,50 @@ def test_factory_returns_a_fresh_pipeline():
     a, b = build_pipeline(), build_pipeline()
     assert isinstance(a, Pipeline) and a is not b
     assert a.get_params(deep=False).keys() == b.get_params(deep=False).keys()
-    assert a.named_steps["clf"].random_state == 0
-    assert build_pipeline(random_state=3).named_steps["clf"].random_state == 3
+    assert a.named_steps["clf"].linear.random_state == 0
+    assert build_pipeline(random_state=3).named_steps["clf"].linear.random_state == 3
+    assert build_pipeline(random_state=3, family="multi").named_steps["clf"].random_state == 3
+
+
+def _blend_data():
+    rng = np.random.default_rng(0)
+    y = np.array(["escalation", "deescalation", "neutral"] * 20)
+    words = rng.poisson(0.3, size=(60, 12)).astype(float)
+    words[np.arange(60), (np.arange(60) % 3) * 4] += 2  # a telling word per class
+    cues = rng.normal(size=(60, 2))  # negative values: Naive Bayes must not see them
+    return np.hstack([words, cues]), y
+
+
+def test_naive_bayes_blend_averages_its_two_models():
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import ComplementNB
+
+    X, y = _blend_data()
+    blend = NaiveBayesBlend(LogisticRegression(), ComplementNB(), bayes_weight=0.4, cue_columns=2)
+    blend.fit(X, y)
+    linear = LogisticRegression().fit(X, y).predict_proba(X)
+    bayes = ComplementNB().fit(X[:, :12], y).predict_proba(X[:, :12])
+    assert np.allclose(blend.predict_proba(X), 0.6 * linear + 0.4 * bayes)
+    assert blend.bayes_.n_features_in_ == 12 and blend.n_features_in_ == 14
+    assert list(blend.predict(X)) == list(blend.classes_[blend.predict_proba(X).argmax(1)])
+    assert blend.linear is not blend.linear_  # the members are cloned, the params untouched
+    assert clone(blend).get_params()["bayes_weight"] == 0.4
+    alone = NaiveBayesBlend(LogisticRegression(), ComplementNB(), 0.0, 2).fit(X, y)
+    assert np.allclose(alone.predict_proba(X), linear)
+
+
+def test_naive_bayes_blend_passes_sample_weights_to_both_models():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import ComplementNB
+
+    X, y = _blend_data()
+    weights = np.where(y == "neutral", 3.0, 1.0)
+    blend = NaiveBayesBlend(LogisticRegression(), ComplementNB(), 0.5, 2)
+    blend.fit(X, y, sample_weight=weights)
+    plain = NaiveBayesBlend(LogisticRegression(), ComplementNB(), 0.5, 2).fit(X, y)
+    assert not np.allclose(blend.bayes_.class_count_, plain.bayes_.class_count_)
+    assert not np.allclose(blend.linear_.coef_, plain.linear_.coef_)
 
 
 def test_training_data_reads_every_labels_file():
