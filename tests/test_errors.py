@@ -66,7 +66,9 @@ def assert_one_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needl
     err = capsys.readouterr().err
     assert "Traceback" not in err, err
     assert code == 1, err
-    errors = [line for line in err.splitlines() if "Error" in line]
+    # Logged warnings may name an exception class (the CLI prints them as "WARNING: ...").
+    lines = [line for line in err.splitlines() if not line.startswith("WARNING: ")]
+    errors = [line for line in lines if "Error" in line]
     assert len(errors) == 1 and errors[0].startswith("Error: "), err
     for needle in needles:
         assert needle in errors[0], errors[0]
@@ -174,7 +176,9 @@ def _cli_as_user(argv: list[str], cwd: Path, **settings: str) -> tuple[int, str]
 def _only_error(code: int, err: str) -> str:
     assert "Traceback" not in err, err
     assert code == 1, err
-    errors = [line for line in err.splitlines() if "Error" in line]
+    # Logged warnings may name an exception class (the CLI prints them as "WARNING: ...").
+    lines = [line for line in err.splitlines() if not line.startswith("WARNING: ")]
+    errors = [line for line in lines if "Error" in line]
     assert len(errors) == 1 and errors[0].startswith("Error: "), err
     return errors[0]
 
