@@ -176,8 +176,9 @@ def test_spike_day_mails_one_alert_and_a_rerun_mails_nothing(
     with store.session_scope(engine) as session:
         [alert] = session.execute(select(Alert)).scalars().all()
     assert (alert.scope, alert.day, alert.status) == ("BLR", spike_day, "sent")
-    # the scenario's escalation stories, plus the feed's troop story if the model agrees
-    assert alert.observed in {scenario.SPIKE_STORIES, scenario.SPIKE_STORIES + 1}
+    # the scenario's escalation stories, plus each feed story the model reads as escalation
+    # (the troop story; the talks headline is borderline for a word model)
+    assert scenario.SPIKE_STORIES <= alert.observed <= scenario.SPIKE_STORIES + len(FEED_STORIES)
     assert store.table_counts(engine)["articles"] == built.counts["articles"] + 1 + len(
         FEED_STORIES
     )  # the scenario, the seed, the feed
