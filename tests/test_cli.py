@@ -22,25 +22,24 @@ def fresh_settings():
     get_settings.cache_clear()
 
 
-def _commands(group=None, prefix=()):
-    command = typer.main.get_command(app) if group is None else group
+def _tree(command=None, prefix=()):
+    """Every (path, command) of the CLI, the groups (the root first) and their commands."""
+    command = typer.main.get_command(app) if command is None else command
+    yield prefix, command
     for name, sub in getattr(command, "commands", {}).items():
-        if getattr(sub, "commands", None):
-            yield from _commands(sub, (*prefix, name))
-        else:
-            yield (*prefix, name), sub
+        yield from _tree(sub, (*prefix, name))
+
+
+def _commands():
+    return [(path, c) for path, c in _tree() if not getattr(c, "commands", None)]
+
+
+def _groups():
+    return [(path, c) for path, c in _tree() if getattr(c, "commands", None)]
 
 
 def _command_id(value) -> str:
     return " ".join(value) if isinstance(value, tuple) else ""
-
-
-def _groups(group=None, prefix=()):
-    command = typer.main.get_command(app) if group is None else group
-    yield prefix, command
-    for name, sub in getattr(command, "commands", {}).items():
-        if getattr(sub, "commands", None):
-            yield from _groups(sub, (*prefix, name))
 
 
 @pytest.mark.parametrize(("path", "group"), list(_groups()), ids=_command_id)

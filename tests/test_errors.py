@@ -63,16 +63,10 @@ def _registry(path: Path) -> Path:
 def assert_one_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
     """``escmon ARGV`` exits 1 with exactly one ``Error:`` line containing every needle."""
     code = main(argv)
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    assert code == 1, err
-    # Logged warnings may name an exception class (the CLI prints them as "WARNING: ...").
-    lines = [line for line in err.splitlines() if not line.startswith("WARNING: ")]
-    errors = [line for line in lines if "Error" in line]
-    assert len(errors) == 1 and errors[0].startswith("Error: "), err
+    error = _only_error(code, capsys.readouterr().err)
     for needle in needles:
-        assert needle in errors[0], errors[0]
-    return errors[0]
+        assert needle in error, error
+    return error
 
 
 # --- the feed registry ------------------------------------------------------------------
