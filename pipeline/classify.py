@@ -64,6 +64,12 @@ LR_C = 8.0
 # (dev/README.md, round 9). Weight 0.4 gave 0.801 CV but 0.767 dev; 0.3 raises both.
 NB_ALPHA = 0.1
 NB_WEIGHT = 0.3
+# The multilingual model averages its character n-gram regression with Complement Naive
+# Bayes over folded *words* (1-2-grams seen at least twice), which err on different
+# sentences: grouped CV 0.774 -> 0.784, every language up (dev/README.md, round 9). Naive
+# Bayes over the same character n-grams gained only 0.004.
+MULTI_NB_ALPHA = 0.03
+MULTI_NB_WEIGHT = 0.4
 CV_FOLDS = 5
 CV_SEED = 0
 # How much a translated training sentence (seeds/languages/translated_*, field
@@ -142,16 +148,40 @@ class CompactTfidfVectorizer(TfidfVectorizer):
             range(len(vocabulary))
         ):
             terms = sorted(vocabulary, key=vocabulary.__getitem__)
-            array = np.array(terms, dtype=str) if terms else np.array([], "U1")
-            if array.tolist() == terms:  # NumPy drops trailing NULs: keep such terms a dict
-                state["vocabulary_"] = array
+            packed = _pack_terms(terms)
+            if packed is not None:
+                state["vocabulary_"] = packed
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         vocabulary = state.get("vocabulary_")
         if isinstance(vocabulary, np.ndarray):
-            state = {**state, "vocabulary_": {t: i for i, t in enumerate(vocabulary.tolist())}}
+            terms = _unpack_terms(vocabulary)
+            state = {**state, "vocabulary_": {t: i for i, t in enumerate(terms)}}
         super().__setstate__(state)
+
+
+def _pack_terms(terms: list[str]) -> np.ndarray | None:
+    """The terms as one byte array (UTF-8, one per line); a string array if a term holds a
+    line break; None if neither round-trips.
+
+    A fixed-width string array would pad every term to the longest one: word bigrams of up
+    to 40 letters made a 36 MB member out of 3 MB of text.
+    """
+    if not terms:
+        return None
+    if not any("\n" in term for term in terms):
+        return np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8)
+    array = np.array(terms, dtype=str)
+    return array if array.tolist() == terms else None  # NumPy drops trailing NULs
+
+
+def _unpack_terms(saved: np.ndarray) -> list[str]:
+    """Inverse of ``_pack_terms``; also reads the string arrays that models before
+    2026-12-07 hold."""
+    if saved.dtype == np.uint8:
+        return saved.tobytes().decode("utf-8").split("\n")
+    return saved.tolist()
 
 
 # Ukrainian and Belarusian letters folded onto their Russian neighbours (and apostrophes
@@ -177,6 +207,10 @@ class NaiveBayesBlend(ClassifierMixin, BaseEstimator):
     does, and the two err on different sentences, so their average beats either. Complement
     Naive Bayes needs non-negative counts: the trailing cue columns, which can be negative
     (negated cues), stay the regression's alone.
+
+    Either member may be a ``Pipeline`` with features of its own, the blend then taking
+    the raw texts: the multilingual model averages a regression over character n-grams
+    with Naive Bayes over words. Sample weights reach such a member's final step.
     """
 
     def __init__(
@@ -194,10 +228,11 @@ class NaiveBayesBlend(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NaiveBayesBlend:
         linear = LogisticRegression() if self.linear is None else self.linear
         bayes = ComplementNB() if self.bayes is None else self.bayes
-        self.linear_ = clone(linear).fit(X, y, sample_weight=sample_weight)
-        self.bayes_ = clone(bayes).fit(self._word_columns(X), y, sample_weight=sample_weight)
+        self.linear_ = _fit_weighted_member(clone(linear), X, y, sample_weight)
+        self.bayes_ = _fit_weighted_member(clone(bayes), self._word_columns(X), y, sample_weight)
         self.classes_ = self.linear_.classes_
-        self.n_features_in_ = X.shape[1]
+        if hasattr(X, "shape"):
+            self.n_features_in_ = X.shape[1]
         return self
 
     def _word_columns(self, X: Any) -> Any:
@@ -215,6 +250,14 @@ class NaiveBayesBlend(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
+def _fit_weighted_member(model: Any, X: Any, y: Any, sample_weight: Any) -> Any:
+    if sample_weight is None:
+        return model.fit(X, y)
+    if isinstance(model, Pipeline):
+        return model.fit(X, y, **{f"{model.steps[-1][0]}__sample_weight": sample_weight})
+    return model.fit(X, y, sample_weight=sample_weight)
+
+
 def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
     """The model of a language family: ``en`` (English) or ``multi`` (ru, uk, be, pl).
 
@@ -222,11 +265,11 @@ def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
     regression, averaged with Complement Naive Bayes on the words (``NaiveBayesBlend``).
     ``multi``: character 2-5-gram TF-IDF of letter-folded text, across word boundaries so
     that "не атаковали" keeps its negation (one model for the four languages, which share
-    much of their vocabulary) -> the same regression, alone.
+    much of their vocabulary) -> the same regression, averaged with Complement Naive Bayes
+    over folded word 1-2-grams (a ``NaiveBayesBlend`` of two pipelines over the raw texts).
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
-    features = _multi_features() if family == "multi" else _english_features()
     # A tight tolerance makes the fit reproducible: with lbfgs' default (1e-4) the stopping
     # point shifts with BLAS rounding, which changes with memory layout between processes.
     clf = LogisticRegression(
@@ -236,11 +279,15 @@ def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
         max_iter=10000,
         random_state=random_state,
     )
-    if family == "en":
-        bayes = ComplementNB(alpha=NB_ALPHA)
-        blend = NaiveBayesBlend(clf, bayes, bayes_weight=NB_WEIGHT, cue_columns=N_CUE_FEATURES)
-        return Pipeline([("features", features), ("clf", blend)])
-    return Pipeline([("features", features), ("clf", clf)])
+    if family == "multi":
+        chars = Pipeline([("features", _multi_features()), ("clf", clf)])
+        words = Pipeline(
+            [("features", _multi_words()), ("clf", ComplementNB(alpha=MULTI_NB_ALPHA))]
+        )
+        return Pipeline([("clf", NaiveBayesBlend(chars, words, bayes_weight=MULTI_NB_WEIGHT))])
+    bayes = ComplementNB(alpha=NB_ALPHA)
+    blend = NaiveBayesBlend(clf, bayes, bayes_weight=NB_WEIGHT, cue_columns=N_CUE_FEATURES)
+    return Pipeline([("features", _english_features()), ("clf", blend)])
 
 
 def _multi_features() -> FeatureUnion:
@@ -253,6 +300,18 @@ def _multi_features() -> FeatureUnion:
         dtype=np.float64,
     )
     return FeatureUnion([("chars", chars)])
+
+
+def _multi_words() -> CompactTfidfVectorizer:
+    # min_df=1 gave +0.004 grouped CV but 3.7x the words (750k): min_df=2 keeps the file small.
+    return CompactTfidfVectorizer(
+        preprocessor=fold_letters,
+        ngram_range=(1, 2),
+        min_df=2,
+        sublinear_tf=True,
+        token_pattern=r"(?u)\b\w[\w'-]*\b",
+        dtype=np.float64,
+    )
 
 
 def _english_features() -> FeatureUnion:
@@ -528,7 +587,8 @@ class Classifier:
     def explain(self, text: str) -> list:
         """The CAMEO cues matched in ``text`` (see :func:`pipeline.lexicon.explain`); none
         for a model without cue features (the multilingual one)."""
-        cues = self.pipeline.named_steps["features"].transformer_list[-1][1]
+        features = self.pipeline.named_steps.get("features")
+        cues = features.transformer_list[-1][1] if features is not None else None
         return cues.explain(text) if isinstance(cues, CueFeatures) else []
 
 
@@ -771,13 +831,15 @@ def train_multilingual(
             "never scored in cross-validation",
         },
         model={
-            "pipeline": "character 2-5-gram TF-IDF of letter-folded text (fold_letters, "
-            "across word boundaries) -> "
-            f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT}); translated "
-            f"sentences weigh {TRANSLATION_WEIGHT} in the fit",
+            "pipeline": "NaiveBayesBlend(character 2-5-gram TF-IDF of letter-folded text "
+            "(fold_letters, across word boundaries) -> "
+            f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT}); word 1-2-gram "
+            f"TF-IDF of letter-folded text -> ComplementNB(alpha={MULTI_NB_ALPHA}), "
+            f"weight {MULTI_NB_WEIGHT}); translated sentences weigh {TRANSLATION_WEIGHT} "
+            "in the fit",
             "params_sha256": hashlib.sha256(_params_text(pipeline).encode()).hexdigest(),
             "lexicon_sha256": None,
-            "n_features": int(pipeline.named_steps["clf"].n_features_in_),
+            "n_features": _multi_n_features(pipeline),
             "labels": list(LABELS),
             "languages": list(MULTI_LANGUAGES),
         },
@@ -791,6 +853,12 @@ def train_multilingual(
         ],
     )
     return _save_model(pipeline, card, Path(models_dir), started)
+
+
+def _multi_n_features(pipeline: Pipeline) -> int:
+    """Columns of both members of the multilingual blend (character n-grams and words)."""
+    blend = pipeline.named_steps["clf"]
+    return sum(int(member.steps[-1][1].n_features_in_) for member in (blend.linear_, blend.bayes_))
 
 
 def _label_counts(rows: Sequence[tuple[str, str]]) -> dict[str, int]:

@@ -20,6 +20,7 @@ from pipeline.classify import (
     TRUSTED_TYPES,
     VOLATILE_CARD_KEYS,
     Classifier,
+    CompactTfidfVectorizer,
     ModelNotFoundError,
     NaiveBayesBlend,
     Router,
@@ -27,6 +28,7 @@ from pipeline.classify import (
     UntrustedModelError,
     build_pipeline,
     evaluate,
+    fit_weighted,
     fold_letters,
     load_model,
     load_router,
@@ -83,7 +85,8 @@ def test_factory_returns_a_fresh_pipeline():
     assert a.get_params(deep=False).keys() == b.get_params(deep=False).keys()
     assert a.named_steps["clf"].linear.random_state == 0
     assert build_pipeline(random_state=3).named_steps["clf"].linear.random_state == 3
-    assert build_pipeline(random_state=3, family="multi").named_steps["clf"].random_state == 3
+    multi = build_pipeline(random_state=3, family="multi").named_steps["clf"]
+    assert multi.linear.named_steps["clf"].random_state == 3
 
 
 def _blend_data():
@@ -125,6 +128,25 @@ def test_naive_bayes_blend_passes_sample_weights_to_both_models():
     plain = NaiveBayesBlend(LogisticRegression(), ComplementNB(), 0.5, 2).fit(X, y)
     assert not np.allclose(blend.bayes_.class_count_, plain.bayes_.class_count_)
     assert not np.allclose(blend.linear_.coef_, plain.linear_.coef_)
+
+
+def test_multilingual_blend_weighs_both_pipelines_sample_weights():
+    rows = load_training_data(SEEDS / "languages")[::200]
+    texts, y = [t for t, _ in rows], [lab for _, lab in rows]
+    weights = np.where(np.arange(len(rows)) % 2 == 0, 1.0, TRANSLATION_WEIGHT)
+    weighted = build_pipeline(family="multi")
+    fit_weighted(weighted, texts, y, weights.tolist())
+    blend = weighted.named_steps["clf"]
+    bayes = blend.bayes_.named_steps["clf"]
+    expected = [weights[np.asarray(y) == label].sum() for label in bayes.classes_]
+    assert np.allclose(bayes.class_count_, expected)
+    plain = build_pipeline(family="multi").fit(texts, y).named_steps["clf"]
+    linear, plain_linear = blend.linear_.named_steps["clf"], plain.linear_.named_steps["clf"]
+    assert not np.allclose(linear.coef_, plain_linear.coef_)
+    average = (1 - blend.bayes_weight) * blend.linear_.predict_proba(
+        [RU_STRIKE]
+    ) + blend.bayes_weight * blend.bayes_.predict_proba([RU_STRIKE])
+    assert np.allclose(weighted.predict_proba([RU_STRIKE]), average)
 
 
 def test_training_data_reads_every_labels_file():
@@ -313,12 +335,33 @@ def test_vocabulary_is_saved_as_one_array_and_loads_identical(tmp_path: Path):
     pipe = _fitted_pipeline()
     words = pipe.named_steps["features"].transformer_list[0][1]
     saved = words.__getstate__()["vocabulary_"]
-    assert isinstance(saved, np.ndarray)
-    assert [words.vocabulary_[term] for term in saved.tolist()] == list(range(len(saved)))
+    assert isinstance(saved, np.ndarray) and saved.dtype == np.uint8  # UTF-8, not padded
+    terms = saved.tobytes().decode("utf-8").split("\n")
+    assert [words.vocabulary_[term] for term in terms] == list(range(len(words.vocabulary_)))
     sio.dump(pipe, tmp_path / "m.skops")
     loaded = sio.load(tmp_path / "m.skops", trusted=list(TRUSTED_TYPES))
     assert loaded.named_steps["features"].transformer_list[0][1].vocabulary_ == words.vocabulary_
     np.testing.assert_array_equal(loaded.predict_proba(TEXTS), pipe.predict_proba(TEXTS))
+
+
+def test_vocabulary_saved_as_a_string_array_still_loads(tmp_path: Path):
+    pipe = _fitted_pipeline()
+    words = pipe.named_steps["features"].transformer_list[0][1]
+    state = dict(words.__getstate__())
+    state["vocabulary_"] = np.array(sorted(words.vocabulary_, key=words.vocabulary_.get))
+    old = CompactTfidfVectorizer.__new__(CompactTfidfVectorizer)
+    old.__setstate__(state)
+    assert old.vocabulary_ == words.vocabulary_
+
+
+def test_terms_with_a_line_break_are_saved_as_strings():
+    vectorizer = CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 1))
+    vectorizer.fit(["a\nb"])
+    saved = vectorizer.__getstate__()["vocabulary_"]
+    assert saved.dtype.kind == "U" and "\n" in saved.tolist()
+    again = CompactTfidfVectorizer.__new__(CompactTfidfVectorizer)
+    again.__setstate__(vectorizer.__getstate__())
+    assert again.vocabulary_ == vectorizer.vocabulary_
 
 
 def test_model_saved_with_a_plain_tfidf_vectorizer_still_loads(tmp_path: Path):
@@ -601,11 +644,13 @@ def test_new_model_rescores_only_when_asked(engine, trained, tmp_path) -> None:
 
 
 def test_vocabulary_that_an_array_would_change_stays_a_dict():
-    from pipeline.classify import CompactTfidfVectorizer
-
     words = CompactTfidfVectorizer()
-    words.vocabulary_ = {"a": 0, "a\x00": 1}  # NumPy strings drop trailing NULs
-    assert words.__getstate__()["vocabulary_"] == {"a": 0, "a\x00": 1}
+    words.vocabulary_ = {"a": 0, "a\x00": 1}  # NumPy strings drop trailing NULs; UTF-8 keeps them
+    again = CompactTfidfVectorizer.__new__(CompactTfidfVectorizer)
+    again.__setstate__(words.__getstate__())
+    assert again.vocabulary_ == {"a": 0, "a\x00": 1}
+    words.vocabulary_ = {"a\n": 0, "a\x00": 1}  # a line break: neither bytes nor strings
+    assert words.__getstate__()["vocabulary_"] == {"a\n": 0, "a\x00": 1}
 
 
 def test_cross_validation_keeps_a_translation_out_of_the_fold_of_its_own_page() -> None:
