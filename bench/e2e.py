@@ -41,12 +41,17 @@ class E2EResult:
 
 
 def bench_settings(url: str, models_dir: Path, workdir: Path, workers: int = 0) -> Settings:
-    """Offline settings on ``url`` with the project's seeds and the bench's model;
-    ``workers`` as ``ESCMON_WORKERS`` (0: the default, the usable CPUs up to 4)."""
+    """Offline settings on ``url`` with the project's seeds and the bench's models;
+    ``workers`` as ``ESCMON_WORKERS`` (0: the default, the usable CPUs up to 4). Without a
+    multilingual model in ``models_dir`` the run is English only, as configured, so the
+    English-corpus runs do not warn that one is missing."""
+    multi = Settings.model_fields["multi_model_name"].default  # without importing the models
+    has_multi = any(models_dir.glob(f"{multi}-*.skops"))
     return Settings(
         database_url=url,
         seeds_dir=REPO / "seeds",
         models_dir=models_dir,
+        multi_model_name=multi if has_multi else "",
         feeds_file=workdir / "feeds.toml",  # absent: no feed to fetch
         offline=True,
         workers=workers,

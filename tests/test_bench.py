@@ -83,3 +83,14 @@ def test_cli_rejects_a_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         runner.main(["--articles", "0"])
     assert "--articles must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_settings_read_english_only_without_a_multilingual_model(tmp_path: Path) -> None:
+    from bench.e2e import bench_settings
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "escalation-2.0-0123456789.skops").touch()
+    assert bench_settings("sqlite://", models, tmp_path).multi_model_name == ""
+    (models / "escalation-multi-1.0-0123456789.skops").touch()
+    assert bench_settings("sqlite://", models, tmp_path).multi_model_name == "escalation-multi"
