@@ -251,6 +251,7 @@ class NaiveBayesBlend(ClassifierMixin, BaseEstimator):
 
 
 def _fit_weighted_member(model: Any, X: Any, y: Any, sample_weight: Any) -> Any:
+    """Fit ``model``; the weights, if any, reach a ``Pipeline``'s final step."""
     if sample_weight is None:
         return model.fit(X, y)
     if isinstance(model, Pipeline):
@@ -527,12 +528,10 @@ def translation_weights(translated: Sequence[bool]) -> list[float]:
 
 
 def fit_weighted(model: Pipeline, texts: list[str], y: list[str], weights: list[float]) -> None:
-    """Fit ``model``; per-row weights reach the regression only when some row differs
+    """Fit ``model``; per-row weights reach its final step only when some row differs
     from 1, so an unweighted fit stays exactly the plain ``fit``."""
-    if all(w == 1.0 for w in weights):
-        model.fit(texts, y)
-    else:
-        model.fit(texts, y, clf__sample_weight=np.asarray(weights))
+    uniform = all(w == 1.0 for w in weights)
+    _fit_weighted_member(model, texts, y, None if uniform else np.asarray(weights))
 
 
 # ----------------------------------------------------------------------------- predictions
