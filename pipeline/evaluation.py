@@ -20,12 +20,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pipeline.classify import LABELS, Classifier, scores
+from pipeline.classify import LABELS, Classifier, calibration, scores
 from pipeline.language import MULTI_LANGUAGES
 
 DEV_DIR = Path(__file__).resolve().parents[1] / "dev"
 BOOTSTRAP_RESAMPLES = 2000
-CALIBRATION_BINS = 10
 
 
 class TestItem(NamedTuple):
@@ -85,35 +84,6 @@ def balanced_indices(labels: Sequence[str], seed: int = 0) -> list[int]:
     by_class = {lab: [i for i, y in enumerate(labels) if y == lab] for lab in LABELS}
     n = min(len(ids) for ids in by_class.values())
     return sorted(int(i) for ids in by_class.values() for i in rng.choice(ids, n, replace=False))
-
-
-def calibration(
-    y_true: Sequence[str], proba: np.ndarray, bins: int = CALIBRATION_BINS
-) -> dict[str, float]:
-    """Whether the probabilities mean what they say, for ``proba`` in :data:`LABELS` order.
-
-    ``ece``: expected calibration error of the top probability (``bins`` equal-width
-    bins, each weighed by its share of sentences), beside the mean top probability and the
-    accuracy it should match. ``escalation_expected`` is the summed ``p_escalation``, the
-    figure daily signals add up, beside ``escalation_observed``, the true count.
-    """
-    proba = np.asarray(proba, dtype=np.float64)
-    truth = np.asarray([LABELS.index(label) for label in y_true])
-    if len(truth) == 0:
-        return {}
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == truth
-    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    # sum over bins of share * |mean confidence - accuracy| = sum |bin sums| / n
-    gap = np.bincount(which, confidence, bins) - np.bincount(which, correct, bins)
-    ece = np.abs(gap).sum() / len(truth)
-    return {
-        "ece": round(float(ece), 4),
-        "mean_confidence": round(float(confidence.mean()), 4),
-        "accuracy": round(float(correct.mean()), 4),
-        "escalation_expected": round(float(proba[:, 0].sum()), 1),
-        "escalation_observed": int((truth == 0).sum()),
-    }
 
 
 def _scored(

@@ -28,12 +28,14 @@ from pipeline.classify import (
     UntrustedModelError,
     build_pipeline,
     evaluate,
+    fit_temperature,
     fit_weighted,
     fold_letters,
     load_model,
     load_router,
     load_training_data,
     model_version,
+    temper,
     train,
     train_multilingual,
 )
@@ -130,6 +132,50 @@ def test_naive_bayes_blend_passes_sample_weights_to_both_models():
     assert not np.allclose(blend.linear_.coef_, plain.linear_.coef_)
 
 
+def test_temper_sharpens_or_softens_without_changing_a_label():
+    proba = np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8], [0.0, 0.4, 0.6]])
+    sharp, soft = temper(proba, 0.5), temper(proba, 2.0)
+    for out in (sharp, soft):
+        np.testing.assert_allclose(out.sum(axis=1), 1.0)
+        assert list(out.argmax(axis=1)) == list(proba.argmax(axis=1))
+    assert (sharp.max(axis=1) > proba.max(axis=1)).all()
+    assert (soft.max(axis=1) < proba.max(axis=1)).all()
+    assert sharp[2, 0] == 0.0  # an impossible class stays impossible
+    assert temper(proba, 1.0) is proba
+
+
+def test_fitted_temperature_undoes_a_known_softening():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=2.0, size=(4000, 3))
+    honest = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    truth = np.array([rng.choice(3, p=row) for row in honest])
+    assert fit_temperature(honest, truth) == pytest.approx(1.0, abs=0.1)
+    assert fit_temperature(temper(honest, 2.0), truth) == pytest.approx(0.5, abs=0.05)
+    assert fit_temperature(temper(honest, 0.5), truth) == pytest.approx(2.0, abs=0.2)
+
+
+def test_blend_applies_its_temperature_to_the_average():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import ComplementNB
+
+    X, y = _blend_data()
+    plain = NaiveBayesBlend(LogisticRegression(), ComplementNB(), 0.4, 2).fit(X, y)
+    tempered = NaiveBayesBlend(LogisticRegression(), ComplementNB(), 0.4, 2, temperature=0.7)
+    tempered.fit(X, y)
+    np.testing.assert_allclose(tempered.predict_proba(X), temper(plain.predict_proba(X), 0.7))
+    assert list(tempered.predict(X)) == list(plain.predict(X))
+
+
+def test_model_saved_before_temperatures_loads_untempered(tmp_path: Path):
+    pipe = _fitted_pipeline(60)
+    del pipe.named_steps["clf"].__dict__["temperature"]  # as in a file saved before them
+    sio.dump(pipe, tmp_path / "old.skops")
+    loaded = sio.load(tmp_path / "old.skops", trusted=list(TRUSTED_TYPES))
+    assert loaded.named_steps["clf"].temperature == 1.0
+    pipe.named_steps["clf"].temperature = 1.0
+    np.testing.assert_array_equal(loaded.predict_proba(TEXTS), pipe.predict_proba(TEXTS))
+
+
 def test_multilingual_blend_weighs_both_pipelines_sample_weights():
     rows = load_training_data(SEEDS / "languages")[::200]
     texts, y = [t for t, _ in rows], [lab for _, lab in rows]
@@ -204,6 +250,19 @@ def test_train_writes_model_and_cards(trained):
     assert 0 <= card["cross_validation"]["macro_f1"] <= 1
     assert all(f["sha256"] and f["rows"] for f in card["training_data"]["files"])
     assert {"scikit-learn", "numpy", "skops"} <= card["libraries"].keys()
+
+
+def test_training_gives_the_model_the_temperature_fitted_out_of_fold(trained):
+    _, models, card = trained
+    cv = card["cross_validation"]
+    fit = cv["temperature_fit"]
+    assert cv["grouped_by"] == "page"
+    assert load_model(models).pipeline.named_steps["clf"].temperature == fit["temperature"]
+    assert fit["temperature"] != 1.0
+    assert fit["after"]["ece"] <= fit["before"]["ece"]
+    assert fit["after"]["accuracy"] == fit["before"]["accuracy"]  # no label changed
+    md = (models / f"{card['name']}-{card['version']}.card.md").read_text()
+    assert f"Temperature {fit['temperature']}, fitted by log-loss" in md
 
 
 def test_card_is_identical_across_trainings_except_timestamps(trained, retrained):
@@ -473,6 +532,8 @@ def test_train_multilingual_writes_a_card_with_cv_per_language(trained_multi):
     assert card["model"]["languages"] == ["ru", "uk", "be", "pl"]
     loaded = load_model(models, MULTI_MODEL_NAME)
     assert loaded.version == card["version"] and loaded.explain(RU_STRIKE) == []
+    temperature = cv["temperature_fit"]["temperature"]
+    assert loaded.pipeline.named_steps["clf"].temperature == temperature
 
 
 def test_translation_weights_enter_the_fit_and_the_version():
