@@ -94,3 +94,15 @@ def test_bench_settings_read_english_only_without_a_multilingual_model(tmp_path:
     assert bench_settings("sqlite://", models, tmp_path).multi_model_name == ""
     (models / "escalation-multi-1.0-0123456789.skops").touch()
     assert bench_settings("sqlite://", models, tmp_path).multi_model_name == "escalation-multi"
+
+
+def test_bench_uses_the_shipped_release_of_the_seed_labels(tmp_path: Path) -> None:
+    """The bench times the model users get, fitted temperature included, not a refit."""
+    from bench.model import REPO, fit_model
+    from pipeline.classify import MODEL_NAME
+
+    version = fit_model(tmp_path)
+    shipped = REPO / "models" / f"{MODEL_NAME}-{version}.skops"
+    if not shipped.is_file():
+        pytest.skip(f"seeds/ changed since the release in models/ (now {version})")
+    assert (tmp_path / shipped.name).read_bytes() == shipped.read_bytes()
