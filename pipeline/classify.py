@@ -1189,6 +1189,18 @@ def _shown_folders(models_dir: ModelDirs) -> str:
     return " or ".join(str(folder) for folder in model_folders(models_dir))
 
 
+def _missing_folders_hint(models_dir: ModelDirs) -> str:
+    """Why no folder was found, when none exists: the defaults are relative to the
+    working folder, so ``escmon`` run outside the checkout sees no shipped models."""
+    folders = model_folders(models_dir)
+    if any(Path(folder).is_dir() for folder in folders):
+        return ""
+    return (
+        f" (no such folders under {Path.cwd()}: run escmon in the project folder, or set "
+        "ESCMON_MODELS_DIR and ESCMON_DATA_DIR)"
+    )
+
+
 def _candidates(models_dir: ModelDirs, name: str) -> list[tuple[int, str, Path]]:
     """``(folder rank, trained_at, path)`` of each model called ``name``, oldest first.
 
@@ -1278,7 +1290,8 @@ def load_model(
     found = _candidates(models_dir, name)
     if not found:
         raise ModelNotFoundError(
-            f"no model named {name!r} in {_shown_folders(models_dir)}; run `escmon train` first"
+            f"no model named {name!r} in {_shown_folders(models_dir)}"
+            f"{_missing_folders_hint(models_dir)}; run `escmon train` first"
         )
     problems: list[str] = []
     for _, _, path in reversed(found):

@@ -437,6 +437,7 @@ def guarded_train(
     model's card and ``promotions.jsonl``. ``install_it=False`` decides and records
     (``dry_run``) but keeps the model a candidate.
     """
+    _require_seed_labels(Path(settings.seeds_dir), family)
     models_dir = settings.runtime_models_dir
     name = family_model_name(settings, family)
     staging_root = models_dir / STAGING
@@ -472,6 +473,21 @@ def guarded_train(
         shutil.rmtree(staging, ignore_errors=True)
     log.info("model %s: %s (%s)", card["version"], decision.action, decision.reason)
     return GuardOutcome(decision, checks, card, location, len(analyst), len(held_back), family)
+
+
+def _require_seed_labels(seeds_dir: Path, family: str) -> None:
+    """Stop before anything is staged when ``family``'s label files are not there, naming
+    the folder as the user gave it (a relative default read from another working folder)."""
+    from pipeline.classify import TrainingDataError
+
+    folder = seeds_dir / LANGUAGES_SUBDIR if family == "multi" else seeds_dir
+    if any(folder.glob("*.labels.jsonl")):
+        return
+    where = "" if folder.is_absolute() else f" (relative to {Path.cwd()})"
+    raise TrainingDataError(
+        f"{folder}{where} holds no *.labels.jsonl files to train on; run escmon in the "
+        "project folder or point ESCMON_SEEDS_DIR at the seeds folder"
+    )
 
 
 def _train_family(

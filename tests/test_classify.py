@@ -315,8 +315,18 @@ def test_load_refuses_untrusted_types(tmp_path: Path):
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path):
-    with pytest.raises(ModelNotFoundError, match="escmon train"):
+    with pytest.raises(ModelNotFoundError, match="escmon train") as found:
         load_model(tmp_path)
+    assert "no such folders" not in str(found.value)  # the folder is there, only empty
+
+
+def test_missing_model_folders_point_at_the_working_folder(tmp_path: Path, monkeypatch):
+    """Run outside the project folder, the relative defaults find nothing: say so."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelNotFoundError) as missing:
+        load_model((Path("models"), Path("var/models")))
+    message = str(missing.value)
+    assert f"no such folders under {tmp_path}" in message and "ESCMON_MODELS_DIR" in message
 
 
 def test_newest_version_wins(trained, tmp_path: Path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import Settings
 from pipeline.promote import decide
 
 
@@ -379,3 +380,19 @@ def test_analyst_labels_go_to_the_family_of_their_language(tmp_path) -> None:
     assert len(multi_train) + len(multi_held) == 12
     assert {r[2] for r in multi_train + multi_held} == {"uk", "ru", "be", "pl"}
     assert not {r[0] for r in en_train + en_held} & {r[0] for r in multi_train + multi_held}
+
+
+@pytest.mark.parametrize("family", ["en", "multi"])
+def test_training_without_the_seeds_folder_names_it_and_stages_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, family: str
+) -> None:
+    """`escmon train` run outside the project folder: the relative seeds/ is not there."""
+    from pipeline.classify import TrainingDataError
+    from pipeline.promote import guarded_train
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(data_dir=Path("var"), seeds_dir=Path("seeds"))
+    with pytest.raises(TrainingDataError, match=f"relative to {tmp_path}") as error:
+        guarded_train(settings, family=family)
+    assert "ESCMON_SEEDS_DIR" in str(error.value)
+    assert not (tmp_path / "var").exists()
