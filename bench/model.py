@@ -32,7 +32,6 @@ def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds", family: str = 
     import skops.io as sio
 
     from pipeline.classify import (
-        LANGUAGES_SUBDIR,
         MODEL_NAME,
         MODEL_SERIES,
         MULTI_MODEL_NAME,
@@ -44,26 +43,27 @@ def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds", family: str = 
         training_column,
         translation_weights,
     )
+    from pipeline.promote import family_labels_dir
 
     multi = family == "multi"
-    data_dir = seeds_dir / LANGUAGES_SUBDIR if multi else seeds_dir
+    data_dir = family_labels_dir(seeds_dir, family)
     rows = load_training_data(data_dir)
     # As train_multilingual fits: translations weigh less (the English data has none).
     weights = translation_weights([bool(t) for t in training_column(data_dir, "translated_from")])
     pipeline = build_pipeline(random_state=0, family=family)
     version = model_version(rows, pipeline, MULTI_SERIES if multi else MODEL_SERIES, weights)
     name = f"{MULTI_MODEL_NAME if multi else MODEL_NAME}-{version}.skops"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    shipped = REPO / "models" / name
+    if shipped.is_file():  # the release of these very labels, with its fitted temperature
+        shutil.copyfile(shipped, models_dir / name)
+        return version
     code = hashlib.sha256(
         b"".join(
             (REPO / "pipeline" / module).read_bytes() for module in ("classify.py", "lexicon.py")
         )
     ).hexdigest()[:12]
     cached = CACHE / f"sklearn-{sklearn.__version__}-{code}" / name
-    models_dir.mkdir(parents=True, exist_ok=True)
-    shipped = REPO / "models" / name
-    if shipped.is_file():  # the release of these very labels, with its fitted temperature
-        shutil.copyfile(shipped, models_dir / name)
-        return version
     if not cached.is_file():
         fit_weighted(pipeline, [text for text, _ in rows], [label for _, label in rows], weights)
         cached.parent.mkdir(parents=True, exist_ok=True)

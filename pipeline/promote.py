@@ -475,13 +475,22 @@ def guarded_train(
     return GuardOutcome(decision, checks, card, location, len(analyst), len(held_back), family)
 
 
+def family_labels_dir(seeds_dir: Path, family: str) -> Path:
+    """Where ``family``'s label files live: ``seeds/`` for en, ``seeds/languages/`` for multi."""
+    return Path(seeds_dir) / LANGUAGES_SUBDIR if family == "multi" else Path(seeds_dir)
+
+
+def has_label_files(folder: Path) -> bool:
+    return any(folder.glob("*.labels.jsonl"))
+
+
 def _require_seed_labels(seeds_dir: Path, family: str) -> None:
     """Stop before anything is staged when ``family``'s label files are not there, naming
     the folder as the user gave it (a relative default read from another working folder)."""
     from pipeline.classify import TrainingDataError
 
-    folder = seeds_dir / LANGUAGES_SUBDIR if family == "multi" else seeds_dir
-    if any(folder.glob("*.labels.jsonl")):
+    folder = family_labels_dir(seeds_dir, family)
+    if has_label_files(folder):
         return
     where = "" if folder.is_absolute() else f" (relative to {Path.cwd()})"
     raise TrainingDataError(
@@ -554,8 +563,8 @@ def retrain_family(
     Dag's task runs it; returns :meth:`GuardOutcome.summary` (``skipped`` when the family
     has no model name or no training files)."""
     name = family_model_name(settings, family)
-    data = Path(settings.seeds_dir) / (LANGUAGES_SUBDIR if family == "multi" else "")
-    if not name or not any(data.glob("*.labels.jsonl")):
+    data = family_labels_dir(Path(settings.seeds_dir), family)
+    if not name or not has_label_files(data):
         reason = "no model name configured" if not name else f"no {data}/*.labels.jsonl"
         log.info("%s model not trained: %s", family, reason)
         return {
