@@ -31,6 +31,7 @@ from pipeline.classify import (
     fit_temperature,
     fit_weighted,
     fold_letters,
+    fold_spelling,
     load_model,
     load_router,
     load_training_data,
@@ -38,6 +39,7 @@ from pipeline.classify import (
     temper,
     train,
     train_multilingual,
+    word_stems,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -463,6 +465,22 @@ def test_fold_letters_lets_east_slavic_spellings_meet():
     assert fold_letters("ҐЇЄ ёЪ") == "гие е"
 
 
+def test_fold_spelling_reads_belarusian_words_as_their_russian_and_ukrainian_kin():
+    # akanye, soft "дз"/"ц", "шч" and a word-initial "ў" meet the Russian spelling
+    assert fold_spelling("Абстрэл") == fold_spelling("обстрел") == "абстрел"
+    assert fold_spelling("дзеці атакаваць") == fold_spelling("дети атаковать")
+    assert fold_spelling("шчыт") == fold_spelling("щит") == "щит"
+    assert fold_spelling("нанеслі ўдары") == fold_spelling("нанесли удары")
+    assert fold_spelling("Харкаў") == fold_spelling("Харков")  # "ў" inside a word is "в"
+    assert fold_spelling("Цэнтр") == fold_spelling("центр")  # "э" folds first, then "ц"
+    assert fold_spelling("Wojsko ostrzelało") == "wojsko ostrzelało"  # Latin letters untouched
+
+
+def test_word_stems_cut_inflections_of_the_folded_words():
+    assert word_stems("обстреляли обстрелом") == "абстрел абстрел"
+    assert word_stems("Wojska ostrzelały Charków") == "wojska ostrzel charków"
+
+
 def test_unknown_family_is_refused():
     with pytest.raises(ValueError, match="unknown model family 'xx'"):
         build_pipeline(family="xx")
@@ -555,6 +573,17 @@ def test_translation_weights_enter_the_fit_and_the_version():
     plain = model_version(rows, multi, MULTI_SERIES)
     assert model_version(rows, multi, MULTI_SERIES, [1.0, 1.0]) == plain
     assert model_version(rows, multi, MULTI_SERIES, [1.0, TRANSLATION_WEIGHT]) != plain
+
+
+def test_the_text_fold_enters_the_version():
+    rows = [
+        ("Войска отведены от границы.", "deescalation"),
+        ("Армия обстреляла город.", "escalation"),
+    ]
+    multi = build_pipeline(family="multi")
+    shipped = model_version(rows, multi, MULTI_SERIES)
+    multi.set_params(clf__linear__features__chars__preprocessor=fold_letters)
+    assert model_version(rows, multi, MULTI_SERIES) != shipped
 
 
 def test_multilingual_rows_need_a_known_language(tmp_path: Path):
