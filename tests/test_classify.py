@@ -564,26 +564,24 @@ def test_train_multilingual_writes_a_card_with_cv_per_language(trained_multi):
     assert loaded.pipeline.named_steps["clf"].temperature == temperature
 
 
+TWO_RU_ROWS = [
+    ("Войска отведены от границы.", "deescalation"),
+    ("Армия обстреляла город.", "escalation"),
+]
+
+
 def test_translation_weights_enter_the_fit_and_the_version():
-    rows = [
-        ("Войска отведены от границы.", "deescalation"),
-        ("Армия обстреляла город.", "escalation"),
-    ]
     multi = build_pipeline(family="multi")
-    plain = model_version(rows, multi, MULTI_SERIES)
-    assert model_version(rows, multi, MULTI_SERIES, [1.0, 1.0]) == plain
-    assert model_version(rows, multi, MULTI_SERIES, [1.0, TRANSLATION_WEIGHT]) != plain
+    plain = model_version(TWO_RU_ROWS, multi, MULTI_SERIES)
+    assert model_version(TWO_RU_ROWS, multi, MULTI_SERIES, [1.0, 1.0]) == plain
+    assert model_version(TWO_RU_ROWS, multi, MULTI_SERIES, [1.0, TRANSLATION_WEIGHT]) != plain
 
 
 def test_the_text_fold_enters_the_version():
-    rows = [
-        ("Войска отведены от границы.", "deescalation"),
-        ("Армия обстреляла город.", "escalation"),
-    ]
     multi = build_pipeline(family="multi")
-    shipped = model_version(rows, multi, MULTI_SERIES)
+    shipped = model_version(TWO_RU_ROWS, multi, MULTI_SERIES)
     multi.set_params(clf__linear__features__chars__preprocessor=fold_letters)
-    assert model_version(rows, multi, MULTI_SERIES) != shipped
+    assert model_version(TWO_RU_ROWS, multi, MULTI_SERIES) != shipped
 
 
 def test_multilingual_rows_need_a_known_language(tmp_path: Path):
