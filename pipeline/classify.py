@@ -218,10 +218,11 @@ _VOWELS = str.maketrans({"о": "а", "я": "е", "ы": "и"})
 
 
 def fold_spelling(text: str) -> str:
-    """:func:`fold_letters`, then Belarusian spelling folded onto a shared East Slavic one:
-    every "о" read as "а", "я" as "е", "ы" as "и", "дз" as "д", "ц" before a soft vowel or
-    "ь" as "т" (Russian "центр" too: one fold for every language), "шч" as "щ". Polish
-    (Latin letters) passes unchanged but for lowercasing."""
+    """:func:`fold_letters` (after a word-initial "ў" is read as "у", which that fold would
+    make "в"), then Belarusian spelling folded onto a shared East Slavic one: every "о"
+    read as "а", "я" as "е", "ы" as "и", "дз" as "д", "ц" before a soft vowel or "ь" as
+    "т" (Russian "центр" too: one fold for every language), "шч" as "щ". Polish (Latin
+    letters) passes unchanged but for lowercasing."""
     folded = _INITIAL_SHORT_U.sub("у", text.lower()).translate(_FOLD)
     folded = _SOFT_DZ_TS.sub(lambda m: _SOFT_DZ_TS_AS.get(m.group(0), "т"), folded)
     return folded.translate(_VOWELS)
