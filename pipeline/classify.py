@@ -34,9 +34,10 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from pipeline.errors import EscmonError
-from pipeline.language import LANGUAGES_SUBDIR, MULTI_LANGUAGES
+from pipeline.language import MULTI_LANGUAGES, family_labels_dir
 from pipeline.lexicon import N_FEATURES as N_CUE_FEATURES
 from pipeline.lexicon import CueFeatures
+from pipeline.parallel import forked_pool, submit_work
 
 # The classify stage lives in pipeline.scoring, which imports this module only when a
 # sentence waits to be scored; its names stay importable from here.
@@ -563,6 +564,7 @@ def cross_validate(
     train_only: Sequence[tuple[str, str]] = (),
     train_only_weight: float = 1.0,
     train_only_groups: Sequence[str] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Stratified k-fold macro-F1 on the training rows (fixed seeds); with ``groups``
     (one page URL per row) no page has sentences on both sides of a fold; with
@@ -571,7 +573,9 @@ def cross_validate(
     ``train_only_weight`` each, and are never scored: the figure stays one of real
     sentences in their own language. With ``train_only_groups`` (their source pages) a
     translation stays out of the fold that scores its own page: a Belarusian translation
-    of a Russian sentence would otherwise be nearly the sentence itself.
+    of a Russian sentence would otherwise be nearly the sentence itself. With ``workers``
+    above 1 the folds are fitted that many at a time in forked processes
+    (:mod:`pipeline.parallel`); the figures are the same as in one process.
 
     ``temperature_fit`` holds the temperature fitted on the out-of-fold probabilities
     (:func:`fit_temperature`) and their calibration before and after it; ``train`` gives
@@ -583,39 +587,36 @@ def cross_validate(
         if groups is None
         else StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     )
-    per_fold, proba = [], np.zeros((len(y), len(LABELS)))
-    for train_idx, test_idx in skf.split(texts, y, groups):
+    splits = list(skf.split(texts, y, groups))
+
+    def fold_probabilities(fold: int) -> np.ndarray:
+        """The out-of-fold probabilities of split ``fold`` (:data:`LABELS` order)."""
+        train_idx, test_idx = splits[fold]
         held_out = {groups[i] for i in test_idx} if groups is not None else set()
         extra = [
             row
             for j, row in enumerate(train_only)
             if train_only_groups is None or train_only_groups[j] not in held_out
         ]
-        extra_texts, extra_y = [t for t, _ in extra], [lab for _, lab in extra]
         model = build_pipeline(random_state=seed, family=family)
         fit_weighted(
             model,
-            [texts[i] for i in train_idx] + extra_texts,
-            [*y[train_idx], *extra_y],
-            [1.0] * len(train_idx) + [train_only_weight] * len(extra_texts),
+            [texts[i] for i in train_idx] + [t for t, _ in extra],
+            [*y[train_idx], *(lab for _, lab in extra)],
+            [1.0] * len(train_idx) + [train_only_weight] * len(extra),
         )
-        fold_proba = _in_label_order(model, model.predict_proba([texts[i] for i in test_idx]))
+        return _in_label_order(model, model.predict_proba([texts[i] for i in test_idx]))
+
+    per_fold, proba = [], np.zeros((len(y), len(LABELS)))
+    for (_, test_idx), fold_proba in zip(
+        splits, _map_folds(fold_probabilities, len(splits), workers), strict=True
+    ):
         proba[test_idx] = fold_proba
         fold_pred = np.asarray(LABELS)[fold_proba.argmax(axis=1)]
-        per_fold.append(
-            round(
-                float(
-                    f1_score(
-                        y[test_idx],
-                        fold_pred,
-                        labels=list(LABELS),
-                        average="macro",
-                        zero_division=0,
-                    )
-                ),
-                4,
-            )
+        fold_f1 = f1_score(
+            y[test_idx], fold_pred, labels=list(LABELS), average="macro", zero_division=0
         )
+        per_fold.append(round(float(fold_f1), 4))
     pred = np.asarray(LABELS)[proba.argmax(axis=1)]
     out = scores(list(y), list(pred))
     out["temperature_fit"] = _temperature_fit(list(y), proba)
@@ -638,6 +639,17 @@ def cross_validate(
         }
     )
     return out
+
+
+def _map_folds(work: Callable[[int], np.ndarray], n_folds: int, workers: int) -> list[np.ndarray]:
+    """``work(fold)`` for every fold, in fold order: in ``workers`` forked processes at a
+    time where more than one is asked for and can start, else here, one after another."""
+    if workers > 1:
+        with forked_pool(work, min(workers, n_folds)) as pool:
+            if pool is not None:
+                futures = [submit_work(pool, fold) for fold in range(n_folds)]
+                return [future.result() for future in futures]
+    return [work(fold) for fold in range(n_folds)]
 
 
 def _in_label_order(model: Any, proba: np.ndarray) -> np.ndarray:
@@ -853,15 +865,16 @@ def train(
     name: str = MODEL_NAME,
     shared_dir: Path | None = None,
     devset_refs: Path | None = None,
+    workers: int = 1,
 ) -> ModelCard:
-    """Fit on all seed labels, cross-validate (grouped by page), give the model the
-    temperature fitted on the out-of-fold probabilities, score the dev set if available,
-    save + cards."""
+    """Fit on all seed labels, cross-validate (grouped by page; ``workers`` folds at a
+    time), give the model the temperature fitted on the out-of-fold probabilities, score
+    the dev set if available, save + cards."""
     started = time.perf_counter()
     rows = load_training_data(seeds_dir)
     pipeline = build_pipeline(random_state=0)
     version = model_version(rows, pipeline)
-    cv = cross_validate(rows, groups=training_sources(seeds_dir))
+    cv = cross_validate(rows, groups=training_sources(seeds_dir), workers=workers)
     pipeline.fit([t for t, _ in rows], [lab for _, lab in rows])
     _set_temperature(pipeline, cv)
     classifier = Classifier(pipeline, version)
@@ -906,11 +919,12 @@ def train(
 
 
 def train_multilingual(
-    seeds_dir: Path, models_dir: Path, *, name: str = MULTI_MODEL_NAME
+    seeds_dir: Path, models_dir: Path, *, name: str = MULTI_MODEL_NAME, workers: int = 1
 ) -> ModelCard:
-    """Fit the ru/uk/be/pl model on ``seeds_dir/languages``; grouped CV per language; save."""
+    """Fit the ru/uk/be/pl model on ``seeds_dir/languages``; grouped CV per language
+    (``workers`` folds at a time); save."""
     started = time.perf_counter()
-    data_dir = Path(seeds_dir) / LANGUAGES_SUBDIR
+    data_dir = family_labels_dir(seeds_dir, "multi")
     rows = load_training_data(data_dir)
     languages = [str(lang) for lang in training_column(data_dir, "language")]
     unknown = sorted(set(languages) - set(MULTI_LANGUAGES))
@@ -934,6 +948,7 @@ def train_multilingual(
         train_only=[rows[i] for i in translations],
         train_only_weight=TRANSLATION_WEIGHT,
         train_only_groups=[sources[i] for i in translations],
+        workers=workers,
     )
     fit_weighted(pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights)
     _set_temperature(pipeline, cv)

@@ -610,13 +610,21 @@ def _train_release(
 ) -> None:
     """``escmon train --out DIR``: the model of the seeds alone, straight into ``DIR``."""
     from pipeline.classify import train, train_multilingual
+    from pipeline.parallel import worker_count
 
+    workers = worker_count(settings.workers)
     with err.status(f"training the {family} classifier (cross-validation included)..."):
         if family == "multi":
-            card = train_multilingual(settings.seeds_dir, out_dir, name=settings.multi_model_name)
+            card = train_multilingual(
+                settings.seeds_dir, out_dir, name=settings.multi_model_name, workers=workers
+            )
         else:
             card = train(
-                settings.seeds_dir, out_dir, name=settings.model_name, shared_dir=devset_source
+                settings.seeds_dir,
+                out_dir,
+                name=settings.model_name,
+                shared_dir=devset_source,
+                workers=workers,
             )
     out.print(
         f"wrote {out_dir / card.model_file} (version {card.version}); "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -45,6 +46,12 @@ LANGUAGE_NAMES = {
     "be": "Belarusian",
     "pl": "Polish",
 }
+
+
+def family_labels_dir(seeds_dir: Path | str, family: str) -> Path:
+    """Where ``family``'s label files live: ``seeds/`` for en, ``seeds/languages/`` for multi."""
+    return Path(seeds_dir) / LANGUAGES_SUBDIR if family == "multi" else Path(seeds_dir)
+
 
 LANGID_CHARS = 160  # characters of title + body given to article-level detection
 LANGID_MIN_CONFIDENCE = 0.9  # below this, a declared language wins over the detected one

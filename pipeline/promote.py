@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
-from pipeline.language import LANGUAGES_SUBDIR, MULTI_LANGUAGES
+from pipeline.language import LANGUAGES_SUBDIR, MULTI_LANGUAGES, family_labels_dir
+from pipeline.parallel import worker_count
 
 if TYPE_CHECKING:
     from pipeline.classify import Classifier, ModelDirs
@@ -447,7 +448,8 @@ def guarded_train(
         seeds = training_seeds(
             Path(settings.seeds_dir), staging / "seeds", analyst, held_back, family=family
         )
-        trained = _train_family(family, seeds, staging, name, shared_dir)
+        workers = worker_count(getattr(settings, "workers", 0))
+        trained = _train_family(family, seeds, staging, name, shared_dir, workers)
         decision, checks, active_version = _judge(
             settings, family, name, staging, trained, held_back, shared_dir, testset_dir
         )
@@ -475,11 +477,6 @@ def guarded_train(
     return GuardOutcome(decision, checks, card, location, len(analyst), len(held_back), family)
 
 
-def family_labels_dir(seeds_dir: Path, family: str) -> Path:
-    """Where ``family``'s label files live: ``seeds/`` for en, ``seeds/languages/`` for multi."""
-    return Path(seeds_dir) / LANGUAGES_SUBDIR if family == "multi" else Path(seeds_dir)
-
-
 def has_label_files(folder: Path) -> bool:
     return any(folder.glob("*.labels.jsonl"))
 
@@ -500,13 +497,13 @@ def _require_seed_labels(seeds_dir: Path, family: str) -> None:
 
 
 def _train_family(
-    family: str, seeds: Path, folder: Path, name: str, shared_dir: Path | None
+    family: str, seeds: Path, folder: Path, name: str, shared_dir: Path | None, workers: int
 ) -> dict[str, Any]:
     from pipeline.classify import train, train_multilingual
 
     if family == "multi":
-        return asdict(train_multilingual(seeds, folder, name=name))
-    return asdict(train(seeds, folder, name=name, shared_dir=shared_dir))
+        return asdict(train_multilingual(seeds, folder, name=name, workers=workers))
+    return asdict(train(seeds, folder, name=name, shared_dir=shared_dir, workers=workers))
 
 
 def _judge(

@@ -77,9 +77,10 @@ def trained(tmp_path_factory) -> tuple[Path, Path, dict]:
 
 @pytest.fixture(scope="module")
 def retrained(trained, tmp_path_factory) -> tuple[Path, dict]:
-    """A second training on the same seeds copy, without the dev set."""
+    """A second training on the same seeds copy, without the dev set, its cross-validation
+    folds fitted two at a time in worker processes (the first training fits them here)."""
     models = tmp_path_factory.mktemp("again")
-    card = train(trained[0], models, shared_dir=None)
+    card = train(trained[0], models, shared_dir=None, workers=2)
     return models, json.loads(card.to_json())
 
 
@@ -749,6 +750,17 @@ def test_vocabulary_that_an_array_would_change_stays_a_dict():
     assert again.vocabulary_ == {"a": 0, "a\x00": 1}
     words.vocabulary_ = {"a\n": 0, "a\x00": 1}  # a line break: neither bytes nor strings
     assert words.__getstate__()["vocabulary_"] == {"a\n": 0, "a\x00": 1}
+
+
+def test_cross_validation_in_worker_processes_gives_the_same_figures() -> None:
+    from pipeline.classify import cross_validate
+
+    rows = [(f"{word} {n}", LABELS[n % 3]) for n in range(60) for word in ("атака", "мир")]
+    pages = [f"https://example.org/{n % 20}" for n in range(len(rows))]
+    here = cross_validate(rows, family="multi", groups=pages)
+    in_workers = cross_validate(rows, family="multi", groups=pages, workers=2)
+    assert in_workers == here
+    assert len(here["per_fold_macro_f1"]) == 5
 
 
 def test_cross_validation_keeps_a_translation_out_of_the_fold_of_its_own_page() -> None:
