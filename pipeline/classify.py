@@ -565,6 +565,7 @@ def cross_validate(
     train_only_weight: float = 1.0,
     train_only_groups: Sequence[str] | None = None,
     workers: int = 1,
+    meanwhile: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
     """Stratified k-fold macro-F1 on the training rows (fixed seeds); with ``groups``
     (one page URL per row) no page has sentences on both sides of a fold; with
@@ -575,7 +576,9 @@ def cross_validate(
     translation stays out of the fold that scores its own page: a Belarusian translation
     of a Russian sentence would otherwise be nearly the sentence itself. With ``workers``
     above 1 the folds are fitted that many at a time in forked processes
-    (:mod:`pipeline.parallel`); the figures are the same as in one process.
+    (:mod:`pipeline.parallel`); the figures are the same as in one process. ``meanwhile``
+    (``train`` passes the final fit) runs once in this process while the workers fit the
+    folds, or after the folds where there are no workers.
 
     ``temperature_fit`` holds the temperature fitted on the out-of-fold probabilities
     (:func:`fit_temperature`) and their calibration before and after it; ``train`` gives
@@ -609,7 +612,7 @@ def cross_validate(
 
     per_fold, proba = [], np.zeros((len(y), len(LABELS)))
     for (_, test_idx), fold_proba in zip(
-        splits, _map_folds(fold_probabilities, len(splits), workers), strict=True
+        splits, _map_folds(fold_probabilities, len(splits), workers, meanwhile), strict=True
     ):
         proba[test_idx] = fold_proba
         fold_pred = np.asarray(LABELS)[fold_proba.argmax(axis=1)]
@@ -641,15 +644,27 @@ def cross_validate(
     return out
 
 
-def _map_folds(work: Callable[[int], np.ndarray], n_folds: int, workers: int) -> list[np.ndarray]:
+def _map_folds(
+    work: Callable[[int], np.ndarray],
+    n_folds: int,
+    workers: int,
+    meanwhile: Callable[[], object] | None = None,
+) -> list[np.ndarray]:
     """``work(fold)`` for every fold, in fold order: in ``workers`` forked processes at a
-    time where more than one is asked for and can start, else here, one after another."""
+    time where more than one is asked for and can start, else here, one after another;
+    ``meanwhile()`` here once, while the workers compute (they were forked before it ran,
+    so they carry none of its memory)."""
     if workers > 1:
         with forked_pool(work, min(workers, n_folds)) as pool:
             if pool is not None:
                 futures = [submit_work(pool, fold) for fold in range(n_folds)]
+                if meanwhile is not None:
+                    meanwhile()
                 return [future.result() for future in futures]
-    return [work(fold) for fold in range(n_folds)]
+    results = [work(fold) for fold in range(n_folds)]
+    if meanwhile is not None:
+        meanwhile()
+    return results
 
 
 def _in_label_order(model: Any, proba: np.ndarray) -> np.ndarray:
@@ -868,14 +883,18 @@ def train(
     workers: int = 1,
 ) -> ModelCard:
     """Fit on all seed labels, cross-validate (grouped by page; ``workers`` folds at a
-    time), give the model the temperature fitted on the out-of-fold probabilities, score
-    the dev set if available, save + cards."""
+    time, the final fit meanwhile), give the model the temperature fitted on the
+    out-of-fold probabilities, score the dev set if available, save + cards."""
     started = time.perf_counter()
     rows = load_training_data(seeds_dir)
     pipeline = build_pipeline(random_state=0)
     version = model_version(rows, pipeline)
-    cv = cross_validate(rows, groups=training_sources(seeds_dir), workers=workers)
-    pipeline.fit([t for t, _ in rows], [lab for _, lab in rows])
+    cv = cross_validate(
+        rows,
+        groups=training_sources(seeds_dir),
+        workers=workers,
+        meanwhile=lambda: pipeline.fit([t for t, _ in rows], [lab for _, lab in rows]),
+    )
     _set_temperature(pipeline, cv)
     classifier = Classifier(pipeline, version)
     dev = _dev_scores(classifier, shared_dir, devset_refs or DEFAULT_DEVSET_REFS)
@@ -922,7 +941,7 @@ def train_multilingual(
     seeds_dir: Path, models_dir: Path, *, name: str = MULTI_MODEL_NAME, workers: int = 1
 ) -> ModelCard:
     """Fit the ru/uk/be/pl model on ``seeds_dir/languages``; grouped CV per language
-    (``workers`` folds at a time); save."""
+    (``workers`` folds at a time, the final fit meanwhile); save."""
     started = time.perf_counter()
     data_dir = family_labels_dir(seeds_dir, "multi")
     rows = load_training_data(data_dir)
@@ -949,8 +968,10 @@ def train_multilingual(
         train_only_weight=TRANSLATION_WEIGHT,
         train_only_groups=[sources[i] for i in translations],
         workers=workers,
+        meanwhile=lambda: fit_weighted(
+            pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights
+        ),
     )
-    fit_weighted(pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights)
     _set_temperature(pipeline, cv)
     card = ModelCard(
         name=name,
