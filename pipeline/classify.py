@@ -32,6 +32,7 @@ from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from pipeline.errors import EscmonError
 from pipeline.language import MULTI_LANGUAGES, family_labels_dir
@@ -99,6 +100,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "pipeline.classify.fold_letters",
     "pipeline.classify.fold_spelling",
     "pipeline.classify.word_stems",
+    "pipeline.classify.fold_texts",
+    "pipeline.classify.stem_words",
+    "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "pipeline.classify.normalize_words",
     "pipeline.lexicon.CueFeatures",
     "sklearn.feature_extraction.text.TfidfTransformer",
@@ -233,11 +237,23 @@ _WORD = re.compile(r"\w+")
 STEM_LETTERS = 7
 
 
+def fold_texts(texts: Iterable[str]) -> list[str]:
+    """:func:`fold_spelling` of each text: the multilingual model's first step, so that its
+    two views (characters and word stems) read one folded copy of a sentence."""
+    return [fold_spelling(text) for text in texts]
+
+
+def stem_words(text: str) -> str:
+    """Each word cut to its first ``STEM_LETTERS`` letters: a crude stemmer for four
+    inflected languages ("абстрэлялі", "обстрелом" -> "абстрел" once folded); grouped CV,
+    Naive Bayes over words: +0.010 overall (dev/README.md)."""
+    return _WORD.sub(lambda m: m.group(0)[:STEM_LETTERS], text)
+
+
 def word_stems(text: str) -> str:
-    """:func:`fold_spelling`, each word cut to its first ``STEM_LETTERS`` letters: a crude
-    stemmer for four inflected languages ("обстреляли", "обстрелом" -> "абстрел"); grouped
-    CV, Naive Bayes over words: +0.010 overall (dev/README.md)."""
-    return _WORD.sub(lambda m: m.group(0)[:STEM_LETTERS], fold_spelling(text))
+    """:func:`stem_words` of :func:`fold_spelling`: the words view of model files that
+    fold in each view (escalation-multi 1.0-c87b0c8163)."""
+    return stem_words(fold_spelling(text))
 
 
 class NaiveBayesBlend(ClassifierMixin, BaseEstimator):
@@ -345,10 +361,11 @@ def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
 
     ``en``: word uni/bi-gram TF-IDF + CAMEO cue features -> class-weighted logistic
     regression, averaged with Complement Naive Bayes on the words (``NaiveBayesBlend``).
-    ``multi``: character 2-5-gram TF-IDF of letter-folded text, across word boundaries so
-    that "не атаковали" keeps its negation (one model for the four languages, which share
-    much of their vocabulary) -> the same regression, averaged with Complement Naive Bayes
-    over folded word 1-2-grams (a ``NaiveBayesBlend`` of two pipelines over the raw texts).
+    ``multi``: the text folded onto one East Slavic spelling (:func:`fold_texts`, once),
+    then character 2-5-gram TF-IDF across word boundaries so that "не атаковали" keeps its
+    negation (one model for the four languages, which share much of their vocabulary) ->
+    the same regression, averaged with Complement Naive Bayes over word 1-2-grams of
+    7-letter stems (a ``NaiveBayesBlend`` of two pipelines over the folded texts).
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
@@ -366,7 +383,8 @@ def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
         words = Pipeline(
             [("features", _multi_words()), ("clf", ComplementNB(alpha=MULTI_NB_ALPHA))]
         )
-        return Pipeline([("clf", NaiveBayesBlend(chars, words, bayes_weight=MULTI_NB_WEIGHT))])
+        blend = NaiveBayesBlend(chars, words, bayes_weight=MULTI_NB_WEIGHT)
+        return Pipeline([("fold", FunctionTransformer(fold_texts)), ("clf", blend)])
     bayes = ComplementNB(alpha=NB_ALPHA)
     blend = NaiveBayesBlend(clf, bayes, bayes_weight=NB_WEIGHT, cue_columns=N_CUE_FEATURES)
     return Pipeline([("features", _english_features()), ("clf", blend)])
@@ -375,7 +393,7 @@ def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
 def _multi_features() -> FeatureUnion:
     chars = CompactTfidfVectorizer(
         analyzer="char",  # not char_wb: +0.007 grouped CV (dev/README.md, round 6)
-        preprocessor=fold_spelling,
+        lowercase=False,  # the pipeline's first step folded (and lowercased) the text
         ngram_range=(2, 5),
         min_df=2,
         sublinear_tf=True,
@@ -386,7 +404,7 @@ def _multi_features() -> FeatureUnion:
 
 def _multi_words() -> CompactTfidfVectorizer:
     # min_df=1 gave +0.004 grouped CV but 3.7x the words (750k): min_df=2 keeps the file small.
-    return _word_tfidf(word_stems, min_df=2)
+    return _word_tfidf(stem_words, min_df=2)
 
 
 def _english_features() -> FeatureUnion:
@@ -996,10 +1014,10 @@ def train_multilingual(
             "never scored in cross-validation",
         },
         model={
-            "pipeline": "NaiveBayesBlend(character 2-5-gram TF-IDF of spelling-folded text "
-            "(fold_spelling, across word boundaries) -> "
+            "pipeline": "spelling fold (fold_texts, once) -> NaiveBayesBlend(character "
+            "2-5-gram TF-IDF (across word boundaries) -> "
             f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT}); word 1-2-gram "
-            f"TF-IDF of {STEM_LETTERS}-letter stems of spelling-folded words (word_stems) -> "
+            f"TF-IDF of {STEM_LETTERS}-letter stems (stem_words) -> "
             f"ComplementNB(alpha={MULTI_NB_ALPHA}), "
             f"weight {MULTI_NB_WEIGHT}); translated sentences weigh {TRANSLATION_WEIGHT} "
             "in the fit",

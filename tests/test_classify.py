@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io as sio
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.pipeline import Pipeline
 
 from pipeline.classify import (
@@ -32,6 +32,7 @@ from pipeline.classify import (
     fit_weighted,
     fold_letters,
     fold_spelling,
+    fold_texts,
     load_model,
     load_router,
     load_training_data,
@@ -192,9 +193,10 @@ def test_multilingual_blend_weighs_both_pipelines_sample_weights():
     plain = build_pipeline(family="multi").fit(texts, y).named_steps["clf"]
     linear, plain_linear = blend.linear_.named_steps["clf"], plain.linear_.named_steps["clf"]
     assert not np.allclose(linear.coef_, plain_linear.coef_)
+    folded = fold_texts([RU_STRIKE])  # the pipeline's first step, before the blend
     average = (1 - blend.bayes_weight) * blend.linear_.predict_proba(
-        [RU_STRIKE]
-    ) + blend.bayes_weight * blend.bayes_.predict_proba([RU_STRIKE])
+        folded
+    ) + blend.bayes_weight * blend.bayes_.predict_proba(folded)
     assert np.allclose(weighted.predict_proba([RU_STRIKE]), average)
 
 
@@ -480,6 +482,25 @@ def test_fold_spelling_reads_belarusian_words_as_their_russian_and_ukrainian_kin
 def test_word_stems_cut_inflections_of_the_folded_words():
     assert word_stems("обстреляли обстрелом") == "абстрел абстрел"
     assert word_stems("Wojska ostrzelały Charków") == "wojska ostrzel charków"
+
+
+def test_multi_model_folds_once_and_scores_as_folding_in_each_view():
+    """The multilingual pipeline folds a sentence once for both views; model files that
+    fold in each view (1.0-c87b0c8163) hold the same model in the older layout."""
+    rows = load_training_data(SEEDS / "languages")[::40]
+    texts, y = [t for t, _ in rows], [lab for _, lab in rows]
+    once = build_pipeline(family="multi")
+    assert once.steps[0][0] == "fold"
+    blend = clone(once.named_steps["clf"])
+    blend.linear.set_params(features__chars__preprocessor=fold_spelling)
+    blend.bayes.set_params(features__preprocessor=word_stems)
+    in_each_view = Pipeline([("clf", blend)])
+    np.testing.assert_allclose(
+        once.fit(texts, y).predict_proba(texts[:200]),
+        in_each_view.fit(texts, y).predict_proba(texts[:200]),
+        rtol=0,
+        atol=1e-12,
+    )
 
 
 def test_unknown_family_is_refused():
