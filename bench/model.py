@@ -43,7 +43,7 @@ def fit_model(models_dir: Path, seeds_dir: Path = REPO / "seeds", family: str = 
         training_column,
         translation_weights,
     )
-    from pipeline.promote import family_labels_dir
+    from pipeline.language import family_labels_dir
 
     multi = family == "multi"
     data_dir = family_labels_dir(seeds_dir, family)
