@@ -12,11 +12,10 @@ run: $(STAMP)
 	$(BIN)/escmon train --if-missing
 	$(BIN)/escmon run
 
-# Both cores (pytest-xdist); the Airflow DAG tests run after, in one process (Airflow's
-# DagBag and dag.test() need the dags/ folder importable, which xdist workers lack).
+# Both cores (pytest-xdist), the Airflow DAG tests included: each worker gets its own
+# throwaway Airflow home (tests/dags/airflow_env.py).
 test: lint
-	$(BIN)/python -m pytest -n 2 --ignore=tests/dags
-	$(BIN)/python -m pytest tests/dags
+	$(BIN)/python -m pytest -n 2
 
 # The quick loop: no model-training fixtures, no PostgreSQL, no Airflow; both cores
 # (pytest-xdist), under a minute.

@@ -552,11 +552,11 @@ def trained_multi(tmp_path_factory) -> tuple[Path, dict]:
     data.mkdir(parents=True)
     for path in sorted((SEEDS / "languages").glob("news_*.labels.jsonl")):  # native only
         lines = path.read_text(encoding="utf-8").splitlines()
-        (data / path.name).write_text("\n".join(lines[::6]) + "\n", encoding="utf-8")
+        (data / path.name).write_text("\n".join(lines[::30]) + "\n", encoding="utf-8")
     translations = [  # rows marked as translations train the model but are never scored
         {**json.loads(line), "source": f"https://example.org/en/{i}", "translated_from": "en"}
         for i, line in enumerate(
-            (SEEDS / "languages" / "news_ru.labels.jsonl").read_text("utf-8").splitlines()[1::9]
+            (SEEDS / "languages" / "news_ru.labels.jsonl").read_text("utf-8").splitlines()[1::45]
         )
     ]
     (data / "translated_ru_test.labels.jsonl").write_text(

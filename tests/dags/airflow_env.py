@@ -4,8 +4,10 @@ Airflow reads ``AIRFLOW_HOME`` and its ``AIRFLOW__*`` settings once, when
 ``airflow`` is first imported, and then writes its config, logs and SQLite
 metadata database there. :func:`use_test_airflow_home` points it at a fresh
 temporary folder (never the developer's ``~/airflow``) with this repo's
-``dags/`` and no example Dags. It is idempotent, and it refuses to run after
-Airflow was imported with some other home.
+``dags/`` and no example Dags. Each process gets its own home: pytest-xdist
+workers inherit the controller's environment, and two workers sharing one
+SQLite metadata database would trip over each other. It is idempotent within
+a process, and it refuses to run after Airflow was imported with some other home.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "dags"
-MARKER = "ESCMON_TEST_AIRFLOW_HOME"
+MARKER = "ESCMON_TEST_AIRFLOW_HOME"  # "<pid>:<home>" of the process that made the home
 
 
 def use_test_airflow_home() -> Path:
     """Point Airflow at a temporary home (once per process); returns the folder."""
-    existing = os.environ.get(MARKER)
-    if existing and os.environ.get("AIRFLOW_HOME") == existing:
+    # As Airflow does for its workers: DAG files import their helpers from the dags folder.
+    if str(DAGS_FOLDER) not in sys.path:
+        sys.path.append(str(DAGS_FOLDER))
+    owner, _, existing = os.environ.get(MARKER, "").partition(":")
+    if owner == str(os.getpid()) and os.environ.get("AIRFLOW_HOME") == existing:
         return Path(existing)
     if "airflow" in sys.modules:
         raise RuntimeError(
@@ -36,14 +41,11 @@ def use_test_airflow_home() -> Path:
     atexit.register(shutil.rmtree, home, ignore_errors=True)
     os.environ.update(
         {
-            MARKER: str(home),
+            MARKER: f"{os.getpid()}:{home}",
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         }
     )
-    # As Airflow does for its workers: DAG files import their helpers from the dags folder.
-    if str(DAGS_FOLDER) not in sys.path:
-        sys.path.append(str(DAGS_FOLDER))
     return home
