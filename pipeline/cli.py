@@ -498,28 +498,27 @@ def _print_summary(ctx: Any, results: list) -> None:
     out.print(table)
 
 
-def _print_feed_problems(engine: Engine, limit: int | None = None) -> None:
-    """Name each feed whose last fetch failed (unreachable feeds are reported; the stage
-    fails only past ESCMON_INGEST_MAX_FAILED_SHARE)."""
-    from sqlalchemy import select
+def _print_feed_problems(engine: Engine, limit: int = 10) -> None:
+    """Name each feed whose last fetch failed, the first ``limit`` of them (unreachable feeds
+    are reported; the stage fails only past ESCMON_INGEST_MAX_FAILED_SHARE)."""
+    from pipeline.feeds import feed_health
+    from pipeline.text import clean_text
 
-    from pipeline.store import session_scope
-    from pipeline.tables import Feed
-
-    query = select(Feed.name, Feed.last_error).where(
-        Feed.kind == "rss", Feed.enabled, Feed.last_error.is_not(None)
-    )
-    with session_scope(engine) as session:
-        failed = session.execute(query.order_by(Feed.name)).all()
+    failed = feed_health(engine, failing_only=True)
+    failed = [feed for feed in failed if feed.enabled]
     if not failed:
         return
     err.print(f"{len(failed)} feed(s) could not be read this run:", highlight=False)
-    from pipeline.text import clean_text
-
-    for name, error in failed[:limit]:
-        err.print(f"  {name}: {clean_text(error or '')}", highlight=False, markup=False)
-    if limit is not None and len(failed) > limit:
-        err.print(f"  ... and {len(failed) - limit} more (see the feeds table)", highlight=False)
+    for feed in failed[:limit]:
+        err.print(
+            f"  {feed.name}: {clean_text(feed.last_error or '')}", highlight=False, markup=False
+        )
+    if len(failed) > limit:
+        err.print(
+            f"  ... and {len(failed) - limit} more: escmon feeds status --failing",
+            highlight=False,
+            markup=False,
+        )
 
 
 # --- model ------------------------------------------------------------------------
@@ -1127,6 +1126,53 @@ def feeds_check(
     if mark_verified and spec is not None:
         edited = editable_registry(settings.feeds_file, settings.data_dir, missing_ok=False)
         update_feed(edited, spec.name, verified=True)
+
+
+@feeds_app.command("status")
+def feeds_status(
+    failing: Annotated[
+        bool, typer.Option("--failing", help="Only the feeds whose last fetch failed.")
+    ] = False,
+    output_format: FormatOption = OutputFormat.auto,
+) -> None:
+    """How each feed's fetches went, from the store: last fetch, failures, next try, error.
+
+    Example: escmon feeds status --failing
+    """
+    from pipeline.feeds import feed_health
+    from pipeline.text import clean_text
+
+    with _store() as engine:
+        health = feed_health(engine, failing_only=failing)
+    rows = [
+        {
+            "name": feed.name,
+            "language": feed.language,
+            "enabled": feed.enabled,
+            "last_fetched_at": _timestamp(feed.last_fetched_at),
+            "last_status": feed.last_status,
+            "failures": feed.consecutive_failures,
+            "next_try": _timestamp(feed.next_attempt_at),
+            "error": clean_text(feed.last_error) if feed.last_error else None,
+            "warning": clean_text(feed.last_warning) if feed.last_warning else None,
+        }
+        for feed in health
+    ]
+    failing_count = sum(feed.failing for feed in health)
+    title = f"{len(rows)} feed(s), {failing_count} failing"
+    columns = {
+        "name": "feed",
+        "last_fetched_at": "last fetch (UTC)",
+        "last_status": "HTTP",
+        "failures": "failures",
+        "next_try": "next try (UTC)",
+        "error": "error",
+    }
+    _emit(rows, output_format, title=title, table_columns=columns)
+
+
+def _timestamp(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else f"{moment:%Y-%m-%d %H:%M}"
 
 
 # --- alerts -----------------------------------------------------------------------

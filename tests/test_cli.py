@@ -299,6 +299,53 @@ def test_feeds_add_list_check_remove(tmp_path, monkeypatch, capsys, httpserver) 
     assert "no feed named 'bbc'" in capsys.readouterr().err
 
 
+def test_many_unreachable_feeds_are_named_briefly_and_feeds_status_has_them_all(
+    tmp_path, monkeypatch, capsys, caplog
+) -> None:
+    """Twelve feeds that refuse connections: the run names ten and counts the rest (in its
+    summary and in its log line, then again while they back off); `feeds status` has all."""
+    import logging
+
+    from pipeline.config import get_settings
+    from tests.smtp_server import closed_port
+
+    port = closed_port()
+    names = [f"gone-{i:02d}" for i in range(12)]
+    (tmp_path / "feeds.toml").write_text(
+        "".join(
+            f'[[feeds]]\nname = "{name}"\nurl = "http://127.0.0.1:{port}/{name}.xml"\n'
+            'language = "en"\nfulltext = "never"\n'
+            for name in names
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ESCMON_DATABASE_URL", f"sqlite:///{tmp_path / 'f.db'}")
+    monkeypatch.setenv("ESCMON_FEEDS_FILE", str(tmp_path / "feeds.toml"))
+    monkeypatch.setenv("ESCMON_OFFLINE", "false")
+    get_settings.cache_clear()
+    assert main(["db", "upgrade"]) == 0
+    for backing_off in (False, True):
+        capsys.readouterr()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pipeline.feeds.ingest"):
+            assert main(["run", "--stage", "ingest_feeds"]) == 0
+        err = capsys.readouterr().err
+        assert "12 feed(s) could not be read this run:" in err
+        assert "  gone-09: " in err and "gone-10" not in err
+        assert "... and 2 more: escmon feeds status --failing" in err
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        heading = "backing off after failing" if backing_off else "12 of 12 feeds read"
+        assert heading in warning and "gone-09" in warning and "gone-10" not in warning
+        assert warning.endswith("; and 2 more (escmon feeds status --failing)")
+
+    assert main(["feeds", "status", "--failing", "--format", "jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["name"] for row in rows] == names
+    assert all(row["failures"] == 1 and row["next_try"] and row["error"] for row in rows)
+    assert main(["feeds", "status", "--format", "table"]) == 0
+    assert "12 feed(s), 12 failing" in capsys.readouterr().out
+
+
 def test_shipped_registry_lists(monkeypatch, capsys) -> None:
     from tests.conftest import REPO
 

@@ -20,8 +20,10 @@ from pipeline.feeds.http import (
 )
 from pipeline.feeds.ingest import (
     COUNT_KEYS,
+    FeedHealth,
     FeedJob,
     FeedOutcome,
+    feed_health,
     ingest_feeds,
     process_feed,
     read_feed,
@@ -53,6 +55,7 @@ __all__ = [
     "PAGE_ACCEPT",
     "CheckReport",
     "Entry",
+    "FeedHealth",
     "FeedJob",
     "FeedOutcome",
     "FetchResult",
@@ -66,6 +69,7 @@ __all__ = [
     "entry_key",
     "entry_published",
     "fallback_charset",
+    "feed_health",
     "fetch",
     "ingest_feeds",
     "make_client",
