@@ -478,7 +478,7 @@ def run_command(
         try:
             with database_errors(ctx.engine.url):
                 if not rebuild:  # a rebuild reads no feed
-                    _print_feed_problems(ctx.engine)
+                    _print_feed_problems(ctx.engine, ctx.day)
         except EscmonError:
             if finished:  # else the run's own error is the one to show
                 raise
@@ -498,24 +498,26 @@ def _print_summary(ctx: Any, results: list) -> None:
     out.print(table)
 
 
-def _print_feed_problems(engine: Engine, limit: int = 10) -> None:
-    """Name each feed whose last fetch failed, the first ``limit`` of them (unreachable feeds
-    are reported; the stage fails only past ESCMON_INGEST_MAX_FAILED_SHARE)."""
-    from pipeline.feeds import feed_health
+def _print_feed_problems(engine: Engine, day: dt.date) -> None:
+    """Name the failing feeds, the first few of them (unreachable feeds are reported; the
+    stage fails only past ESCMON_INGEST_MAX_FAILED_SHARE)."""
+    from pipeline.feeds import FAILING_FEEDS_COMMAND, LOGGED_FEEDS_MAX
+    from pipeline.report import feed_health
+    from pipeline.store import session_scope
     from pipeline.text import clean_text
 
-    failed = feed_health(engine, failing_only=True)
-    failed = [feed for feed in failed if feed.enabled]
+    with session_scope(engine) as session:
+        failed = [feed for feed in feed_health(session, day) if feed.status == "failing"]
     if not failed:
         return
     err.print(f"{len(failed)} feed(s) could not be read this run:", highlight=False)
-    for feed in failed[:limit]:
+    for feed in failed[:LOGGED_FEEDS_MAX]:
         err.print(
             f"  {feed.name}: {clean_text(feed.last_error or '')}", highlight=False, markup=False
         )
-    if len(failed) > limit:
+    if len(failed) > LOGGED_FEEDS_MAX:
         err.print(
-            f"  ... and {len(failed) - limit} more: escmon feeds status --failing",
+            f"  ... and {len(failed) - LOGGED_FEEDS_MAX} more: {FAILING_FEEDS_COMMAND}",
             highlight=False,
             markup=False,
         )
@@ -1131,39 +1133,40 @@ def feeds_check(
 @feeds_app.command("status")
 def feeds_status(
     failing: Annotated[
-        bool, typer.Option("--failing", help="Only the feeds whose last fetch failed.")
+        bool, typer.Option("--failing", help="Only the feeds whose fetches are failing.")
     ] = False,
     output_format: FormatOption = OutputFormat.auto,
 ) -> None:
-    """How each feed's fetches went, from the store: last fetch, failures, next try, error.
+    """How each feed's fetches went, from the store (the report's feed health): failing
+    feeds first, last success, entries today, failures, next try, error.
 
     Example: escmon feeds status --failing
     """
-    from pipeline.feeds import feed_health
+    from pipeline.report import feed_health
+    from pipeline.store import session_scope
     from pipeline.text import clean_text
 
-    with _store() as engine:
-        health = feed_health(engine, failing_only=failing)
+    with _store() as engine, session_scope(engine) as session:
+        health = feed_health(session, dt.datetime.now(dt.UTC).date())
     rows = [
         {
             "name": feed.name,
-            "language": feed.language,
-            "enabled": feed.enabled,
-            "last_fetched_at": _timestamp(feed.last_fetched_at),
-            "last_status": feed.last_status,
+            "status": feed.status,
+            "last_success": _timestamp(feed.last_success),
+            "entries_today": feed.entries_today,
             "failures": feed.consecutive_failures,
-            "next_try": _timestamp(feed.next_attempt_at),
+            "next_try": _timestamp(feed.backoff_until),
             "error": clean_text(feed.last_error) if feed.last_error else None,
-            "warning": clean_text(feed.last_warning) if feed.last_warning else None,
         }
         for feed in health
+        if feed.status == "failing" or not failing
     ]
-    failing_count = sum(feed.failing for feed in health)
-    title = f"{len(rows)} feed(s), {failing_count} failing"
+    failing_count = sum(feed.status == "failing" for feed in health)
+    title = f"{len(health)} feed(s), {failing_count} failing"
     columns = {
         "name": "feed",
-        "last_fetched_at": "last fetch (UTC)",
-        "last_status": "HTTP",
+        "status": "status",
+        "last_success": "last success (UTC)",
         "failures": "failures",
         "next_try": "next try (UTC)",
         "error": "error",

@@ -20,10 +20,10 @@ from pipeline.feeds.http import (
 )
 from pipeline.feeds.ingest import (
     COUNT_KEYS,
-    FeedHealth,
+    FAILING_FEEDS_COMMAND,
+    LOGGED_FEEDS_MAX,
     FeedJob,
     FeedOutcome,
-    feed_health,
     ingest_feeds,
     process_feed,
     read_feed,
@@ -51,11 +51,12 @@ from pipeline.feeds.xml_guard import (
 
 __all__ = [
     "COUNT_KEYS",
+    "FAILING_FEEDS_COMMAND",
     "FEED_ACCEPT",
+    "LOGGED_FEEDS_MAX",
     "PAGE_ACCEPT",
     "CheckReport",
     "Entry",
-    "FeedHealth",
     "FeedJob",
     "FeedOutcome",
     "FetchResult",
@@ -69,7 +70,6 @@ __all__ = [
     "entry_key",
     "entry_published",
     "fallback_charset",
-    "feed_health",
     "fetch",
     "ingest_feeds",
     "make_client",

@@ -633,7 +633,8 @@ def ingest_feeds(
     return counts
 
 
-LOGGED_FEEDS_MAX = 10  # feeds named in one warning; the rest are counted
+LOGGED_FEEDS_MAX = 10  # failing feeds named in one warning (or run summary); the rest counted
+FAILING_FEEDS_COMMAND = "escmon feeds status --failing"  # where all of them are listed
 
 
 def _named_feeds(problems: Sequence[str]) -> str:
@@ -641,48 +642,7 @@ def _named_feeds(problems: Sequence[str]) -> str:
     (45 unreachable feeds would make a line of 10,000 characters)."""
     shown = "; ".join(_one_line(problem) for problem in problems[:LOGGED_FEEDS_MAX])
     rest = len(problems) - LOGGED_FEEDS_MAX
-    return f"{shown}; and {rest} more (escmon feeds status --failing)" if rest > 0 else shown
-
-
-@dataclass(frozen=True)
-class FeedHealth:
-    """How a registered feed's fetches went, as the ``feeds`` table records it."""
-
-    name: str
-    language: str | None
-    enabled: bool
-    last_fetched_at: dt.datetime | None
-    last_status: int | None
-    consecutive_failures: int
-    next_attempt_at: dt.datetime | None
-    last_error: str | None
-    last_warning: str | None
-
-    @property
-    def failing(self) -> bool:
-        return self.last_error is not None
-
-
-def feed_health(engine: Engine, *, failing_only: bool = False) -> list[FeedHealth]:
-    """Every RSS/Atom feed the store knows (the registry is copied in by each run), by name."""
-    query = select(Feed).where(Feed.kind == "rss").order_by(Feed.name)
-    if failing_only:
-        query = query.where(Feed.last_error.is_not(None))
-    with session_scope(engine) as session:
-        return [
-            FeedHealth(
-                name=feed.name,
-                language=feed.language,
-                enabled=feed.enabled,
-                last_fetched_at=as_utc(feed.last_fetched_at),
-                last_status=feed.last_status,
-                consecutive_failures=feed.consecutive_failures,
-                next_attempt_at=as_utc(feed.next_attempt_at),
-                last_error=feed.last_error,
-                last_warning=feed.last_warning,
-            )
-            for feed in session.execute(query).scalars()
-        ]
+    return f"{shown}; and {rest} more ({FAILING_FEEDS_COMMAND})" if rest > 0 else shown
 
 
 def _one_line(text: str, limit: int = 300) -> str:
