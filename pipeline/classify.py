@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import json
 import logging
 import platform
@@ -44,6 +45,8 @@ from pipeline.parallel import forked_pool, submit_work
 # sentence waits to be scored; its names stay importable from here.
 from pipeline.scoring import classify_sentences as classify_sentences
 from pipeline.scoring import prediction_columns as prediction_columns
+
+_log = logging.getLogger(__name__)
 
 LABELS = ("escalation", "deescalation", "neutral")
 MODEL_NAME = "escalation"
@@ -671,15 +674,26 @@ def _map_folds(
     """``work(fold)`` for every fold, in fold order: in ``workers`` forked processes at a
     time where more than one is asked for and can start, else here, one after another;
     ``meanwhile()`` here once, while the workers compute (they were forked before it ran,
-    so they carry none of its memory)."""
+    so they carry none of its memory). Each finished fold is logged (INFO) as it ends: a
+    release build runs for half an hour, and ``escmon train`` shows these in its status."""
+    finished = itertools.count(1)
+
+    def log_fold_done(*_: object) -> None:
+        _log.info("cross-validation: %d of %d folds done", next(finished), n_folds)
+
     if workers > 1:
         with forked_pool(work, min(workers, n_folds)) as pool:
             if pool is not None:
                 futures = [submit_work(pool, fold) for fold in range(n_folds)]
+                for future in futures:
+                    future.add_done_callback(log_fold_done)
                 if meanwhile is not None:
                     meanwhile()
                 return [future.result() for future in futures]
-    results = [work(fold) for fold in range(n_folds)]
+    results = []
+    for fold in range(n_folds):
+        results.append(work(fold))
+        log_fold_done()
     if meanwhile is not None:
         meanwhile()
     return results
@@ -1316,9 +1330,6 @@ def _candidates(models_dir: ModelDirs, name: str) -> list[tuple[int, str, Path]]
 
 def _mtime(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
-
-
-_log = logging.getLogger(__name__)
 
 
 class ModelLoadError(EscmonError, ValueError):

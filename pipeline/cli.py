@@ -595,6 +595,38 @@ def train_command(
             _train_guarded(settings, name, if_missing, devset_source)
 
 
+class _StatusHandler(logging.Handler):
+    """Shows each log record's message after ``what`` in a rich status line."""
+
+    def __init__(self, status: Any, what: str) -> None:
+        super().__init__(logging.INFO)
+        self._status, self._what = status, what
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._status.update(f"{self._what}: {record.getMessage()}...")
+        except Exception:  # logging's contract: report a failed write, never raise
+            self.handleError(record)
+
+
+@contextmanager
+def _training_status(what: str) -> Iterator[None]:
+    """A spinner saying ``what`` and, once folds finish, how many of them have (the
+    INFO records of ``pipeline.classify``): a release build runs for half an hour."""
+    logger = logging.getLogger("pipeline.classify")
+    level = logger.level
+    with err.status(f"{what}...") as status:
+        handler = _StatusHandler(status, what)
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
 def _model_present(settings: Settings, name: str) -> bool:
     from pipeline.classify import ModelNotFoundError, load_model
 
@@ -614,7 +646,7 @@ def _train_release(
     from pipeline.parallel import worker_count
 
     workers = worker_count(settings.workers)
-    with err.status(f"training the {family} classifier (cross-validation included)..."):
+    with _training_status(f"training the {family} classifier (cross-validation included)"):
         if family == "multi":
             card = train_multilingual(
                 settings.seeds_dir, out_dir, name=settings.multi_model_name, workers=workers
@@ -652,7 +684,7 @@ def _train_guarded(
     # replaces the active one.
     analyst, held_back = analyst_rows(settings.database_url, family)
     what = "multilingual classifier" if family == "multi" else "classifier"
-    with err.status(f"training the {what} (cross-validation included)..."):
+    with _training_status(f"training the {what} (cross-validation included)"):
         outcome = guarded_train(
             settings,
             family=family,

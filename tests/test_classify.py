@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -782,6 +783,18 @@ def test_cross_validation_in_worker_processes_gives_the_same_figures() -> None:
     in_workers = cross_validate(rows, family="multi", groups=pages, workers=2)
     assert in_workers == here
     assert len(here["per_fold_macro_f1"]) == 5
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cross_validation_logs_each_fold_as_it_finishes(workers, caplog) -> None:
+    from pipeline.classify import cross_validate
+
+    rows = [(f"{word} {n}", LABELS[n % 3]) for n in range(30) for word in ("атака", "мир")]
+    pages = [f"https://example.org/{n % 10}" for n in range(len(rows))]
+    with caplog.at_level(logging.INFO, logger="pipeline.classify"):
+        cross_validate(rows, family="multi", groups=pages, workers=workers)
+    done = [r.getMessage() for r in caplog.records if "folds done" in r.getMessage()]
+    assert done == [f"cross-validation: {k} of 5 folds done" for k in range(1, 6)]
 
 
 def test_cross_validation_keeps_a_translation_out_of_the_fold_of_its_own_page() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -508,6 +510,26 @@ def test_train_and_if_missing(tmp_path, monkeypatch, capsys) -> None:
     (seeds / "broken.labels.jsonl").write_text('{"text": "x", "label": "hot"}\n')
     assert main(["train", "--no-devset"]) == 1
     assert "broken.labels.jsonl:1" in capsys.readouterr().err
+
+
+def test_training_status_shows_the_finished_folds_and_then_lets_go_of_the_log() -> None:
+    from rich.console import Console
+    from rich.status import Status
+
+    from pipeline.cli import _StatusHandler, _training_status
+
+    status = Status("training", console=Console(file=io.StringIO(), force_terminal=True))
+    _StatusHandler(status, "training the en classifier").emit(
+        logging.makeLogRecord({"msg": "cross-validation: %d of %d folds done", "args": (2, 5)})
+    )
+    assert status.status == "training the en classifier: cross-validation: 2 of 5 folds done..."
+
+    logger = logging.getLogger("pipeline.classify")
+    before = (logger.level, list(logger.handlers))
+    with _training_status("training"):
+        assert logger.isEnabledFor(logging.INFO)
+        assert any(isinstance(h, _StatusHandler) for h in logger.handlers)
+    assert (logger.level, list(logger.handlers)) == before
 
 
 def test_train_the_multilingual_model(tmp_path, monkeypatch, capsys) -> None:
