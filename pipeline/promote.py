@@ -449,7 +449,7 @@ def guarded_train(
             Path(settings.seeds_dir), staging / "seeds", analyst, held_back, family=family
         )
         workers = worker_count(getattr(settings, "workers", 0))
-        trained = _train_family(family, seeds, staging, name, shared_dir, workers)
+        trained = _train_family(family, seeds, staging, name, shared_dir, workers, settings)
         decision, checks, active_version = _judge(
             settings, family, name, staging, trained, held_back, shared_dir, testset_dir
         )
@@ -497,13 +497,38 @@ def _require_seed_labels(seeds_dir: Path, family: str) -> None:
 
 
 def _train_family(
-    family: str, seeds: Path, folder: Path, name: str, shared_dir: Path | None, workers: int
+    family: str,
+    seeds: Path,
+    folder: Path,
+    name: str,
+    shared_dir: Path | None,
+    workers: int,
+    settings: Settings,
 ) -> dict[str, Any]:
     from pipeline.classify import train, train_multilingual
 
+    second_opinion = bool(getattr(settings, "second_opinion", True))
+    embeddings = settings.embeddings_file
     if family == "multi":
-        return asdict(train_multilingual(seeds, folder, name=name, workers=workers))
-    return asdict(train(seeds, folder, name=name, shared_dir=shared_dir, workers=workers))
+        card = train_multilingual(
+            seeds,
+            folder,
+            name=name,
+            workers=workers,
+            second_opinion=second_opinion,
+            embeddings_file=embeddings,
+        )
+    else:
+        card = train(
+            seeds,
+            folder,
+            name=name,
+            shared_dir=shared_dir,
+            workers=workers,
+            second_opinion=second_opinion,
+            embeddings_file=embeddings,
+        )
+    return asdict(card)
 
 
 def _judge(
@@ -520,11 +545,15 @@ def _judge(
     the checks it rests on, and the active model's version."""
     from pipeline.classify import ModelNotFoundError, load_model
 
+    # Both as the daily job would run them (with or without the second opinion).
+    second_opinion = bool(getattr(settings, "second_opinion", True))
     try:
-        active: Classifier | None = load_model(settings.model_dirs, name)
+        active: Classifier | None = load_model(
+            settings.model_dirs, name, second_opinion=second_opinion
+        )
     except ModelNotFoundError:
         active = None
-    candidate = load_model(staging, name)
+    candidate = load_model(staging, name, second_opinion=second_opinion)
     checks = (
         guard_checks(
             candidate,

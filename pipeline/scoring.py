@@ -129,7 +129,11 @@ def classify_sentences(
 
     if classifier is None:
         router = load_router(
-            model_dirs(settings), settings.model_name, settings.multi_model_name, warn=warn
+            model_dirs(settings),
+            settings.model_name,
+            settings.multi_model_name,
+            warn=warn,
+            second_opinion=getattr(settings, "second_opinion", True),
         )
     else:
         router = classifier if isinstance(classifier, Router) else Router(classifier)

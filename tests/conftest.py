@@ -166,4 +166,7 @@ def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):
         models_dir=REPO / "models",
         feeds_file=tmp_path / "feeds.toml",
         offline=True,
+        # The fast models alone; the second opinion has tests of its own (test_encoder,
+        # test_classify, test_multilingual), each sentence it embeds costs ~30 ms.
+        second_opinion=False,
     )

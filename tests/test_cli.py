@@ -541,6 +541,7 @@ def test_train_the_multilingual_model(tmp_path, monkeypatch, capsys) -> None:
         lines = path.read_text(encoding="utf-8").splitlines()
         (languages / path.name).write_text("\n".join(lines[::8]) + "\n", encoding="utf-8")
     _model_env(monkeypatch, tmp_path / "models", tmp_path / "seeds")
+    monkeypatch.setenv("ESCMON_SECOND_OPINION", "false")  # a fast model: seconds, not a minute
     models = Path(os.environ["ESCMON_DATA_DIR"]) / "models"  # where run-time models go
     assert main(["train", "--family", "multi"]) == 0
     printed = capsys.readouterr().out

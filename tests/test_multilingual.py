@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -40,7 +41,7 @@ def _registry(path: Path, httpserver) -> None:
 
 def test_daily_job_scores_the_russian_and_ukrainian_feeds(settings, httpserver) -> None:
     _registry(settings.feeds_file, httpserver)
-    settings = settings.model_copy(update={"offline": False})
+    settings = settings.model_copy(update={"offline": False, "second_opinion": True})
     ctx = daily.make_context(dt.date(2024, 8, 10), settings)
     results = daily.run_daily(ctx)
     assert all(r.status == "ok" for r in results), [(r.stage, r.error) for r in results]
@@ -67,4 +68,24 @@ def test_daily_job_scores_the_russian_and_ukrainian_feeds(settings, httpserver) 
         )
     assert scored["meduza"] >= 30 and scored["suspilne"] >= 100
     assert max(languages, key=languages.__getitem__) == "uk"
+    _assert_the_second_opinion_was_asked_where_the_model_has_one(ctx.engine, multi)
     ctx.engine.dispose()
+
+
+def _assert_the_second_opinion_was_asked_where_the_model_has_one(engine, multi) -> None:
+    """The stored probabilities are the model's with its second opinion (the daily job's
+    default), which differ from the fast model's alone on the sentences it is unsure of."""
+    with store.session_scope(engine) as session:
+        rows = session.execute(
+            select(Sentence.text, Prediction.p_escalation, Prediction.p_deescalation)
+            .join(Prediction, Prediction.sentence_id == Sentence.id)
+            .where(Prediction.model_version == multi.version)
+            .order_by(Sentence.id)
+        ).all()
+    texts = [text for text, _, _ in rows]
+    stored = np.asarray([[pe, pd] for _, pe, pd in rows])
+    np.testing.assert_allclose(stored, multi.predict_proba(texts)[:, :2], atol=1e-9)
+    if not multi.second_opinion:
+        pytest.skip(f"the shipped {multi.version} has no second opinion")
+    fast = load_model(REPO / "models", MULTI_MODEL_NAME, second_opinion=False)
+    assert (np.abs(fast.predict_proba(texts)[:, :2] - stored) > 1e-6).any(axis=1).sum() > 0

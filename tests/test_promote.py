@@ -145,7 +145,7 @@ def small_active(tmp_path_factory):
     (seeds / "small.labels.jsonl").write_text(
         "".join(json.dumps(row) + "\n" for row in small), encoding="utf-8"
     )
-    train(seeds, root / "models")
+    train(seeds, root / "models", second_opinion=False)
     items = english_test_items(None)
     result = evaluate(load_model(root / "models"), [t for t, _ in items], [y for _, y in items])
     weakest = min(result["per_class"], key=lambda lab: result["per_class"][lab]["f1"])
@@ -181,6 +181,7 @@ def _retrain_with(
     monkeypatch.setenv("ESCMON_SEEDS_DIR", str(seeds))
     monkeypatch.setenv("ESCMON_MODELS_DIR", str(models))
     monkeypatch.setenv("ESCMON_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ESCMON_SECOND_OPINION", "false")  # the guard is under test: fast models
     get_settings.cache_clear()
     try:
         assert main(["train", "--family", "en", "--no-devset"]) == 0

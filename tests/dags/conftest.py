@@ -85,7 +85,7 @@ def small_model(small_seeds: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from pipeline.classify import train
 
     models = tmp_path_factory.mktemp("small-model")
-    train(small_seeds, models)
+    train(small_seeds, models, second_opinion=False)
     return models
 
 

@@ -58,6 +58,7 @@ def _retrain_env(env, tmp_path: Path, seeds: Path, smtp_server: SmtpServer) -> d
     env.setenv("ESCMON_SEEDS_DIR", str(seeds))
     env.setenv("ESCMON_MODELS_DIR", str(folders["shipped"]))
     env.setenv("ESCMON_DATA_DIR", str(folders["data"]))
+    env.setenv("ESCMON_SECOND_OPINION", "false")  # the fast models: the DAG is under test
     env.setenv("ESCMON_ALERT_TO", "analyst@example.test")
     env.setenv("ESCMON_FAILURE_EMAIL", "ops@example.test")
     env.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(smtp_server))
@@ -176,7 +177,7 @@ def test_retrain_rejects_a_model_worse_on_the_test_set_and_mails_why(
         "".join(json.dumps(row) + "\n" for row in small), encoding="utf-8"
     )
     folders = _retrain_env(pipeline_env, tmp_path, seeds, smtp_server)
-    active = train(seeds, folders["shipped"])
+    active = train(seeds, folders["shipped"], second_opinion=False)
     calm = [row for name in POOL_FILES for row in _rows(name) if row["label"] == "deescalation"]
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text(
