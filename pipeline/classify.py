@@ -55,7 +55,7 @@ MODEL_NAME = "escalation"
 MODEL_SERIES = "2.1"
 # The model of the region's own languages (family "multi"), trained on seeds/languages/.
 MULTI_MODEL_NAME = "escalation-multi"
-MULTI_SERIES = "1.0"
+MULTI_SERIES = "1.1"
 FAMILIES = ("en", "multi")
 # Each class weighs the same in total, whatever the mix of the training files: 2.0 learns
 # from ~10k real-news sentences (a third to a half neutral) beside the guide examples, and

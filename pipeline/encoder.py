@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from pipeline.errors import EscmonError
+
 _log = logging.getLogger(__name__)
 
 DIMENSIONS = 384
@@ -108,6 +110,27 @@ def _one_thread_after_fork() -> None:
         _model._lib.omp_set_num_threads(1)
 
 
+class EmbeddingCacheError(EscmonError, ValueError):
+    """The embedding cache file is not one (truncated, or another file under its name)."""
+
+
+def _open_cache_file(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    try:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (encoder TEXT NOT NULL, "
+            "text_sha256 TEXT NOT NULL, vector BLOB NOT NULL, "
+            "PRIMARY KEY (encoder, text_sha256))"
+        )
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise EmbeddingCacheError(
+            f"{path}: not an embedding cache ({exc}); delete it, the next training rebuilds it"
+        ) from None
+    return db
+
+
 class EmbeddingCache:
     """Vectors by (encoder, SHA-256 of the text): in memory, and in ``path`` (SQLite) if
     given. The file only ever gains rows; a vector depends on nothing but the text and
@@ -119,13 +142,7 @@ class EmbeddingCache:
         self._db: sqlite3.Connection | None = None
         self._pid = os.getpid()
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS embeddings (encoder TEXT NOT NULL, "
-                "text_sha256 TEXT NOT NULL, vector BLOB NOT NULL, "
-                "PRIMARY KEY (encoder, text_sha256))"
-            )
+            self._db = _open_cache_file(self.path)
 
     def close(self) -> None:
         if self._db is not None:
@@ -149,12 +166,13 @@ class EmbeddingCache:
         return out
 
     def _load(self, key: str, wanted: set[str]) -> None:
-        if self._file() is None or not wanted:
+        db = self._file()
+        if db is None or not wanted:
             return
         digests = sorted(wanted)
         for start in range(0, len(digests), 500):
             chunk = digests[start : start + 500]
-            rows = self._db.execute(  # type: ignore[union-attr]
+            rows = db.execute(
                 "SELECT text_sha256, vector FROM embeddings WHERE encoder = ? "
                 f"AND text_sha256 IN ({', '.join('?' * len(chunk))})",
                 (key, *chunk),

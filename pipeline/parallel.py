@@ -69,6 +69,9 @@ def _install(work: Callable[[Any], Any], parent: int) -> None:
     """A worker's start: die with the parent, fresh standard streams, the work function."""
     global _work
     _die_with(parent)
+    # Each worker has a core of its own: the sentence encoder's OpenMP runtime, loaded here
+    # for the first time, starts one thread, not one per CPU (pipeline/encoder.py).
+    os.environ["OMP_NUM_THREADS"] = "1"
     # Another thread of the parent (a progress bar's refresher) may have held a stream's
     # lock at the fork; the inherited objects would then block this process's exit flush.
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (the process's own streams)

@@ -92,7 +92,7 @@ def trained_with_opinion(tmp_path_factory) -> tuple[Path, Path, dict]:
     """The shipped recipe, second opinion included, on a smaller seeds copy (each row is
     embedded once, into the cache file of the root folder)."""
     root = tmp_path_factory.mktemp("train-opinion")
-    seeds = _small_seeds(root / "seeds", per_file=10)
+    seeds = _small_seeds(root / "seeds", per_file=6)
     models = root / "models"
     card = train(seeds, models, embeddings_file=root / "embeddings.sqlite")
     return seeds, models, json.loads(card.to_json())

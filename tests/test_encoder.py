@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.encoder import DIMENSIONS, EmbeddingCache, SentenceEncoder, embedding_cache
+from pipeline.encoder import (
+    DIMENSIONS,
+    EmbeddingCache,
+    EmbeddingCacheError,
+    SentenceEncoder,
+    embedding_cache,
+)
 from pipeline.parallel import forked_pool, submit_work
 
 TEXTS = [
@@ -94,3 +100,26 @@ def test_forked_workers_embed_after_the_parent_has(tmp_path: Path):
                 child.kill()
             pytest.fail("a forked worker hung in its first embedding")
     assert np.array_equal(got, expected)
+
+
+def _threads_in_worker(_: object) -> int:
+    from pipeline import encoder
+
+    SentenceEncoder().transform(TEXTS[:1])
+    return int(encoder._engine("original")._lib.omp_get_max_threads())
+
+
+def test_a_forked_worker_embeds_on_one_thread():
+    """Whether or not this process embedded before the fork: each worker has a core."""
+    with forked_pool(_threads_in_worker, 1) as pool:
+        if pool is None:
+            pytest.skip("no process can be forked here")
+        assert submit_work(pool, None).result(timeout=120) == 1
+
+
+def test_a_file_that_is_no_cache_is_named_with_the_fix(tmp_path: Path):
+    broken = tmp_path / "embeddings.sqlite"
+    broken.write_bytes(b"not a database, " * 64)
+    with pytest.raises(EmbeddingCacheError, match=r"embeddings\.sqlite: not an embedding cache"):
+        EmbeddingCache(broken)
+    assert broken.read_bytes() == b"not a database, " * 64  # left as it was

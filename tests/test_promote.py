@@ -297,6 +297,7 @@ def test_train_and_promote_write_only_the_data_folder_and_classify_uses_the_mode
         "ESCMON_FEEDS_FILE": str(REPO / "seeds" / "feeds.toml"),
         "ESCMON_MODEL_NAME": "escalation-datadir",  # no shipped model has this name: promoted
         "ESCMON_OFFLINE": "true",
+        "ESCMON_SECOND_OPINION": "false",  # tested in test_classify; here it costs a minute
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

@@ -41,7 +41,7 @@ CLASSES = ("escalation", "deescalation", "neutral")
 NASTY_TITLE = "<script>alert('x')</script> Troops & tanks"
 CALM_TEXT = "Kyiv and Moscow agreed to a ceasefire and a prisoner exchange."
 RUSSIAN_TEXTS = ("Российские войска обстреляли Харьков ночью.", "В Москве прошла выставка.")
-MULTI_VERSION = "1.0-14170278bc"  # models/escalation-multi-1.0-14170278bc.card.json
+MULTI_VERSION = "1.1-d23045f9ae"  # models/escalation-multi-1.1-d23045f9ae.card.json
 
 
 def _add_article(
