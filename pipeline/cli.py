@@ -609,22 +609,28 @@ class _StatusHandler(logging.Handler):
             self.handleError(record)
 
 
+# The INFO records of training's progress: embedded sentences, then finished folds.
+_TRAINING_LOGGERS = ("pipeline.encoder", "pipeline.classify")
+
+
 @contextmanager
 def _training_status(what: str) -> Iterator[None]:
-    """A spinner saying ``what`` and, once folds finish, how many of them have (the
-    INFO records of ``pipeline.classify``): a release build runs for half an hour."""
-    logger = logging.getLogger("pipeline.classify")
-    level = logger.level
+    """A spinner saying ``what`` and then how far training is (the INFO records of
+    :data:`_TRAINING_LOGGERS`): a release build runs for half an hour and more."""
+    loggers = [logging.getLogger(name) for name in _TRAINING_LOGGERS]
+    levels = [logger.level for logger in loggers]
     with err.status(f"{what}...") as status:
         handler = _StatusHandler(status, what)
-        logger.addHandler(handler)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
+        for logger in loggers:
+            logger.addHandler(handler)
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
         try:
             yield
         finally:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.removeHandler(handler)
+                logger.setLevel(level)
 
 
 def _model_present(settings: Settings, name: str) -> bool:

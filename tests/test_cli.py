@@ -524,12 +524,13 @@ def test_training_status_shows_the_finished_folds_and_then_lets_go_of_the_log() 
     )
     assert status.status == "training the en classifier: cross-validation: 2 of 5 folds done..."
 
-    logger = logging.getLogger("pipeline.classify")
-    before = (logger.level, list(logger.handlers))
+    loggers = [logging.getLogger(name) for name in ("pipeline.classify", "pipeline.encoder")]
+    before = [(logger.level, list(logger.handlers)) for logger in loggers]
     with _training_status("training"):
-        assert logger.isEnabledFor(logging.INFO)
-        assert any(isinstance(h, _StatusHandler) for h in logger.handlers)
-    assert (logger.level, list(logger.handlers)) == before
+        for logger in loggers:  # the folds, and before them the embedded sentences
+            assert logger.isEnabledFor(logging.INFO)
+            assert any(isinstance(h, _StatusHandler) for h in logger.handlers)
+    assert [(logger.level, list(logger.handlers)) for logger in loggers] == before
 
 
 def test_train_the_multilingual_model(tmp_path, monkeypatch, capsys) -> None:
