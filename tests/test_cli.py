@@ -534,6 +534,7 @@ def test_training_status_shows_the_finished_folds_and_then_lets_go_of_the_log() 
 
 
 def test_train_the_multilingual_model(tmp_path, monkeypatch, capsys) -> None:
+    from pipeline.classify import MULTI_SERIES
     from tests.conftest import REPO
 
     languages = tmp_path / "seeds" / "languages"
@@ -546,8 +547,11 @@ def test_train_the_multilingual_model(tmp_path, monkeypatch, capsys) -> None:
     models = Path(os.environ["ESCMON_DATA_DIR"]) / "models"  # where run-time models go
     assert main(["train", "--family", "multi"]) == 0
     printed = capsys.readouterr().out
-    assert "escalation-multi-1.0-" in printed and "grouped CV macro-F1 ru 0." in printed
-    assert [p.name.split("-1.0-")[0] for p in models.glob("*.skops")] == ["escalation-multi"]
+    assert f"escalation-multi-{MULTI_SERIES}-" in printed
+    assert "grouped CV macro-F1 ru 0." in printed
+    assert [p.name.split(f"-{MULTI_SERIES}-")[0] for p in models.glob("*.skops")] == [
+        "escalation-multi"
+    ]
     assert main(["train", "--family", "multi", "--if-missing"]) == 0
     assert "not retraining" in capsys.readouterr().out
     (languages / "x.labels.jsonl").write_text('{"text": "Truppen", "label": "neutral"}\n')
