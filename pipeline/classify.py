@@ -391,12 +391,12 @@ class SecondOpinion(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         texts = list(X)
-        proba = self.fast_.predict_proba(texts)
-        unsure = unsure_rows(proba, self.band)
-        if unsure.size:
-            opinion = self.opinion_proba([texts[i] for i in unsure])
-            proba[unsure] = (1.0 - self.weight) * proba[unsure] + self.weight * opinion
-        return proba
+        return with_second_opinion(
+            self.fast_.predict_proba(texts),
+            lambda rows: self.opinion_proba([texts[i] for i in rows]),
+            self.band,
+            self.weight,
+        )
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
@@ -408,13 +408,18 @@ def unsure_rows(proba: np.ndarray, band: float) -> np.ndarray:
 
 
 def with_second_opinion(
-    fast: np.ndarray, opinion: np.ndarray, band: float, weight: float
+    fast: np.ndarray,
+    opinion_of: Callable[[np.ndarray], np.ndarray],
+    band: float,
+    weight: float,
 ) -> np.ndarray:
-    """:meth:`SecondOpinion.predict_proba` from both models' probabilities of every row
-    (out of fold in cross-validation, where the opinion of each row is at hand anyway)."""
+    """``fast`` with the rows under ``band`` averaged with ``opinion_of(those rows)``,
+    ``weight`` on the latter: :meth:`SecondOpinion.predict_proba`, which embeds only those
+    rows, and cross-validation, where the opinion of every row is at hand."""
     out = fast.copy()
     unsure = unsure_rows(fast, band)
-    out[unsure] = (1.0 - weight) * fast[unsure] + weight * opinion[unsure]
+    if unsure.size:
+        out[unsure] = (1.0 - weight) * fast[unsure] + weight * opinion_of(unsure)
     return out
 
 
@@ -648,10 +653,7 @@ def scores(y_true: Sequence[str], y_pred: Sequence[str]) -> dict[str, Any]:
     )
     return {
         "n": len(y_true),
-        "macro_f1": round(
-            float(f1_score(y_true, y_pred, labels=list(LABELS), average="macro", zero_division=0)),
-            4,
-        ),
+        "macro_f1": _macro_f1(y_true, y_pred),
         "per_class": {
             lab: {
                 "precision": round(float(p[i]), 4),
@@ -776,7 +778,10 @@ def cross_validate(
         fast_pred = np.asarray(LABELS)[proba.argmax(axis=1)]
         tempered = temper(proba, temperature_fit["temperature"])
         consulted = len(unsure_rows(tempered, SECOND_OPINION_BAND)) / max(len(y), 1)
-        proba = with_second_opinion(tempered, opinion, SECOND_OPINION_BAND, SECOND_OPINION_WEIGHT)
+        out_of_fold = opinion
+        proba = with_second_opinion(
+            tempered, lambda rows: out_of_fold[rows], SECOND_OPINION_BAND, SECOND_OPINION_WEIGHT
+        )
         extra_figures["second_opinion"] = _second_opinion_figures(
             y, fast_pred, opinion, proba, languages, consulted
         )

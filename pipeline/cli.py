@@ -648,30 +648,10 @@ def _train_release(
     settings: Settings, family: str, out_dir: Path, devset_source: Path | None
 ) -> None:
     """``escmon train --out DIR``: the model of the seeds alone, straight into ``DIR``."""
-    from pipeline.classify import train, train_multilingual
-    from pipeline.parallel import worker_count
+    from pipeline.promote import train_family
 
-    workers = worker_count(settings.workers)
     with _training_status(f"training the {family} classifier (cross-validation included)"):
-        if family == "multi":
-            card = train_multilingual(
-                settings.seeds_dir,
-                out_dir,
-                name=settings.multi_model_name,
-                workers=workers,
-                second_opinion=settings.second_opinion,
-                embeddings_file=settings.embeddings_file,
-            )
-        else:
-            card = train(
-                settings.seeds_dir,
-                out_dir,
-                name=settings.model_name,
-                shared_dir=devset_source,
-                workers=workers,
-                second_opinion=settings.second_opinion,
-                embeddings_file=settings.embeddings_file,
-            )
+        card = train_family(settings, family, settings.seeds_dir, out_dir, devset_source)
     out.print(
         f"wrote {out_dir / card.model_file} (version {card.version}); "
         f"CV macro-F1 {_cell(card.cross_validation.get('macro_f1'))}",

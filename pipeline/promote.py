@@ -28,7 +28,7 @@ from pipeline.language import LANGUAGES_SUBDIR, MULTI_LANGUAGES, family_labels_d
 from pipeline.parallel import worker_count
 
 if TYPE_CHECKING:
-    from pipeline.classify import Classifier, ModelDirs
+    from pipeline.classify import Classifier, ModelCard, ModelDirs
 
 STAGING = ".staging"
 DECISIONS_FILE = "promotions.jsonl"
@@ -448,8 +448,7 @@ def guarded_train(
         seeds = training_seeds(
             Path(settings.seeds_dir), staging / "seeds", analyst, held_back, family=family
         )
-        workers = worker_count(getattr(settings, "workers", 0))
-        trained = _train_family(family, seeds, staging, name, shared_dir, workers, settings)
+        trained = asdict(train_family(settings, family, seeds, staging, shared_dir))
         decision, checks, active_version = _judge(
             settings, family, name, staging, trained, held_back, shared_dir, testset_dir
         )
@@ -496,39 +495,23 @@ def _require_seed_labels(seeds_dir: Path, family: str) -> None:
     )
 
 
-def _train_family(
-    family: str,
-    seeds: Path,
-    folder: Path,
-    name: str,
-    shared_dir: Path | None,
-    workers: int,
-    settings: Settings,
-) -> dict[str, Any]:
+def train_family(
+    settings: Settings, family: str, seeds: Path, folder: Path, shared_dir: Path | None = None
+) -> ModelCard:
+    """Train model ``family`` on ``seeds`` into ``folder`` as ``settings`` say (name, worker
+    processes, second opinion and its embedding cache); ``shared_dir`` scores the English
+    dev set."""
     from pipeline.classify import train, train_multilingual
 
-    second_opinion = bool(getattr(settings, "second_opinion", True))
-    embeddings = settings.embeddings_file
+    options: dict[str, Any] = {
+        "name": family_model_name(settings, family),
+        "workers": worker_count(settings.workers),
+        "second_opinion": settings.second_opinion,
+        "embeddings_file": settings.embeddings_file,
+    }
     if family == "multi":
-        card = train_multilingual(
-            seeds,
-            folder,
-            name=name,
-            workers=workers,
-            second_opinion=second_opinion,
-            embeddings_file=embeddings,
-        )
-    else:
-        card = train(
-            seeds,
-            folder,
-            name=name,
-            shared_dir=shared_dir,
-            workers=workers,
-            second_opinion=second_opinion,
-            embeddings_file=embeddings,
-        )
-    return asdict(card)
+        return train_multilingual(seeds, folder, **options)
+    return train(seeds, folder, shared_dir=shared_dir, **options)
 
 
 def _judge(
@@ -546,14 +529,13 @@ def _judge(
     from pipeline.classify import ModelNotFoundError, load_model
 
     # Both as the daily job would run them (with or without the second opinion).
-    second_opinion = bool(getattr(settings, "second_opinion", True))
     try:
         active: Classifier | None = load_model(
-            settings.model_dirs, name, second_opinion=second_opinion
+            settings.model_dirs, name, second_opinion=settings.second_opinion
         )
     except ModelNotFoundError:
         active = None
-    candidate = load_model(staging, name, second_opinion=second_opinion)
+    candidate = load_model(staging, name, second_opinion=settings.second_opinion)
     checks = (
         guard_checks(
             candidate,
