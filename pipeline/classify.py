@@ -922,6 +922,8 @@ class Classifier:
 
     ``second_opinion=False`` predicts with the fast model alone, also for a model that
     has a :class:`SecondOpinion` (``ESCMON_SECOND_OPINION=false``: no sentence embedded).
+    ``band`` replaces the second opinion's own band (``ESCMON_SECOND_OPINION_BAND``): a
+    lower one embeds fewer sentences, a higher one more.
     """
 
     def __init__(
@@ -931,6 +933,7 @@ class Classifier:
         card: dict[str, Any] | None = None,
         *,
         second_opinion: bool = True,
+        band: float | None = None,
     ):
         self.pipeline = pipeline
         self.version = version
@@ -938,6 +941,8 @@ class Classifier:
         self.fast = fast_model(pipeline)
         self.second_opinion = second_opinion and self.fast is not pipeline
         self._predictor = pipeline if self.second_opinion else self.fast
+        if self.second_opinion and band is not None:
+            pipeline.steps[-1][1].band = band
         classes = list(pipeline.classes_)
         self._order = [classes.index(lab) for lab in LABELS]
 
@@ -1629,7 +1634,7 @@ def _read_card(model_path: Path) -> dict[str, Any]:
     return card
 
 
-def _load_one(path: Path, second_opinion: bool = True) -> Classifier:
+def _load_one(path: Path, second_opinion: bool = True, band: float | None = None) -> Classifier:
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
@@ -1652,7 +1657,7 @@ def _load_one(path: Path, second_opinion: bool = True) -> Classifier:
         raise ModelLoadError(f"{path}: not a classifier ({type(pipeline).__name__})")
     stem = _STEM_RE.match(path.stem)
     version = stem["version"] if stem else path.stem
-    return Classifier(pipeline, version, card, second_opinion=second_opinion)
+    return Classifier(pipeline, version, card, second_opinion=second_opinion, band=band)
 
 
 def load_model(
@@ -1661,6 +1666,7 @@ def load_model(
     *,
     warn: Callable[[str], None] | None = None,
     second_opinion: bool = True,
+    band: float | None = None,
 ) -> Classifier:
     """The newest ``<name>-<version>.skops`` (by the card's ``trained_at``) that loads.
 
@@ -1673,7 +1679,8 @@ def load_model(
     file or card is empty, truncated or corrupt is skipped for the newest one that loads,
     with a warning naming the bad file (to ``warn``, else the log); when none loads,
     :class:`ModelLoadError` names them and says to retrain. ``second_opinion=False``
-    predicts with the fast model alone (see :class:`Classifier`).
+    predicts with the fast model alone; ``band`` replaces the second opinion's (see
+    :class:`Classifier`).
     """
     name = name or MODEL_NAME
     found = _candidates(models_dir, name)
@@ -1685,7 +1692,7 @@ def load_model(
     problems: list[str] = []
     for _, _, path in reversed(found):
         try:
-            classifier = _load_one(path, second_opinion)
+            classifier = _load_one(path, second_opinion, band)
         except ModelLoadError as exc:
             problems.append(str(exc))
             continue
@@ -1710,6 +1717,7 @@ def load_router(
     *,
     warn: Callable[[str], None] | None = None,
     second_opinion: bool = True,
+    band: float | None = None,
 ) -> Router:
     """The English model (required, see :func:`load_model`) and the multilingual one.
 
@@ -1717,11 +1725,12 @@ def load_router(
     Russian, Ukrainian, Belarusian and Polish sentences stay unscored until
     ``escmon train`` makes one. ``multi_name=None`` (or ``""``) skips it on purpose.
     """
-    english = load_model(models_dir, name, warn=warn, second_opinion=second_opinion)
+    options: dict[str, Any] = {"warn": warn, "second_opinion": second_opinion, "band": band}
+    english = load_model(models_dir, name, **options)
     if not multi_name:
         return Router(english)
     try:
-        multilingual = load_model(models_dir, multi_name, warn=warn, second_opinion=second_opinion)
+        multilingual = load_model(models_dir, multi_name, **options)
     except ModelNotFoundError:
         (warn or _log.warning)(
             f"warning: no {multi_name!r} model in {_shown_folders(models_dir)}: Russian, "

@@ -765,6 +765,7 @@ def _load_classifier():
         settings.model_name,
         warn=_warn,
         second_opinion=settings.second_opinion,
+        band=settings.second_opinion_band,
     )
 
 
@@ -778,6 +779,7 @@ def _load_router() -> Router:
         settings.multi_model_name,
         warn=_warn,
         second_opinion=settings.second_opinion,
+        band=settings.second_opinion_band,
     )
 
 

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # sixth; pipeline.classify.SecondOpinion); false: the fast model alone, no embedding.
     # Training follows it: false trains fast models without one (no embedding at all).
     second_opinion: bool = True
+    # The top probability below which the encoder is asked (empty: each model's own, 0.6).
+    # Lower embeds fewer sentences (a faster day, a little less accurate), higher more.
+    second_opinion_band: float | None = Field(default=None, gt=0, le=1)
 
     # Detection and alerts
     alert_method: Literal["ears-c2", "ears-c3"] = "ears-c2"

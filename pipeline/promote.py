@@ -531,11 +531,16 @@ def _judge(
     # Both as the daily job would run them (with or without the second opinion).
     try:
         active: Classifier | None = load_model(
-            settings.model_dirs, name, second_opinion=settings.second_opinion
+            settings.model_dirs,
+            name,
+            second_opinion=settings.second_opinion,
+            band=settings.second_opinion_band,
         )
     except ModelNotFoundError:
         active = None
-    candidate = load_model(staging, name, second_opinion=settings.second_opinion)
+    candidate = load_model(
+        staging, name, second_opinion=settings.second_opinion, band=settings.second_opinion_band
+    )
     checks = (
         guard_checks(
             candidate,

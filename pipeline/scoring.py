@@ -134,6 +134,7 @@ def classify_sentences(
             settings.multi_model_name,
             warn=warn,
             second_opinion=getattr(settings, "second_opinion", True),
+            band=getattr(settings, "second_opinion_band", None),
         )
     else:
         router = classifier if isinstance(classifier, Router) else Router(classifier)

@@ -55,3 +55,12 @@ def test_the_data_folder_holds_runtime_models_and_the_edited_feed_list(
     settings.edited_feeds_file.parent.mkdir()
     settings.edited_feeds_file.write_text("", encoding="utf-8")
     assert settings.active_feeds_file == settings.edited_feeds_file  # an edited list wins
+
+
+def test_the_second_opinion_band_is_a_probability_or_unset(monkeypatch) -> None:
+    assert Settings().second_opinion_band is None  # each model's own band
+    monkeypatch.setenv("ESCMON_SECOND_OPINION_BAND", "0.5")
+    assert Settings().second_opinion_band == 0.5
+    monkeypatch.setenv("ESCMON_SECOND_OPINION_BAND", "1.5")
+    with pytest.raises(ValidationError, match="second_opinion_band"):
+        Settings()
