@@ -928,3 +928,50 @@ def test_the_second_opinion_learns_from_rows_of_full_weight_only():
     model = build_pipeline(second_opinion=True)
     with pytest.raises(TrainingDataError, match="every class among the rows of full weight"):
         fit_weighted(model, [t for t, _ in rows], [y for _, y in rows], weights)
+
+
+def _opinion_data(n: int = 2873, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Embedding-like rows (384 numbers, unit length) with a 70/20/10 class mix. 2,873
+    rows leave a last batch of 73: a network fitted on them with two BLAS threads differs
+    from one fitted on one thread (with full batches only, it happens not to)."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(np.asarray(LABELS[::-1]), size=n, p=[0.7, 0.2, 0.1])
+    centres = {label: rng.normal(size=384) for label in LABELS}
+    X = np.stack([centres[label] * 0.15 + rng.normal(size=384) for label in y])
+    return X / np.linalg.norm(X, axis=1, keepdims=True), y
+
+
+def test_the_english_opinion_fits_the_same_network_whatever_the_threads():
+    """BLAS splits a network's sums by thread count; fitted on one thread, the opinion is
+    the same model on a laptop and on a 64-core server."""
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.classify import _opinion, fit_balanced
+
+    X, y = _opinion_data()
+    fitted = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            fitted.append(fit_balanced(clone(_opinion("en", 0)), X, y))
+    for a, b in zip(fitted[0].coefs_, fitted[1].coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert fitted[0]._optimizer is None  # no optimizer state in the model file
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_opinion_is_class_balanced_by_its_own_weights_or_by_sample_weights():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    from pipeline.classify import fit_balanced
+
+    X, y = _opinion_data(600)
+    network = MLPClassifier((8,), max_iter=5, random_state=0)
+    ours = fit_balanced(clone(network), X, y)
+    by_hand = clone(network).fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+    np.testing.assert_allclose(ours.predict_proba(X), by_hand.predict_proba(X))
+    regression = LogisticRegression(class_weight="balanced")
+    np.testing.assert_allclose(
+        fit_balanced(clone(regression), X, y).coef_, clone(regression).fit(X, y).coef_, atol=1e-6
+    )
