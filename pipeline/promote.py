@@ -528,19 +528,16 @@ def _judge(
     the checks it rests on, and the active model's version."""
     from pipeline.classify import ModelNotFoundError, load_model
 
-    # Both as the daily job would run them (with or without the second opinion).
+    # Both as the daily job would run them (with or without the second opinion, its band).
+    as_run: dict[str, Any] = {
+        "second_opinion": settings.second_opinion,
+        "band": settings.second_opinion_band,
+    }
     try:
-        active: Classifier | None = load_model(
-            settings.model_dirs,
-            name,
-            second_opinion=settings.second_opinion,
-            band=settings.second_opinion_band,
-        )
+        active: Classifier | None = load_model(settings.model_dirs, name, **as_run)
     except ModelNotFoundError:
         active = None
-    candidate = load_model(
-        staging, name, second_opinion=settings.second_opinion, band=settings.second_opinion_band
-    )
+    candidate = load_model(staging, name, **as_run)
     checks = (
         guard_checks(
             candidate,
